@@ -1,0 +1,1 @@
+"""Who people are: the user model (email as login), login and logout, and school membership."""

@@ -1,0 +1,1 @@
+"""The school's domain and pages: schools, terms, courses, classes, enrollments, lessons."""

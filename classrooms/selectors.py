@@ -1,0 +1,289 @@
+"""Permission-checked reads of the school's domain.
+
+Every `access_*` selector raises `NotFound` alike whether the row is missing or outside the user's
+school or roster, so nobody can tell a foreign row from a missing one. The list selectors return
+QuerySets scoped the same way, and each costs a fixed number of queries whatever the number of
+lessons, classes and pupils (the home pages assert it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Count, F, Q, QuerySet
+
+from accounts.models import Guardianship, Membership, Role, User
+from classrooms.exceptions import NotFound
+from classrooms.models import Enrollment, EnrollmentRole, Lesson, LessonState, School, SchoolClass
+from classrooms.querysets import LessonQuerySet, SchoolClassQuerySet
+
+
+def roles_by_school(user: User) -> dict[int, frozenset[str]]:
+    """The roles a user holds in each of their schools (one query)."""
+    if not user.is_authenticated or not user.is_active:
+        return {}
+    roles: dict[int, set[str]] = defaultdict(set)
+    for school_id, role in Membership.objects.filter(user=user).values_list("school_id", "role"):
+        roles[school_id].add(role)
+    return {school_id: frozenset(held) for school_id, held in roles.items()}
+
+
+def schools_for_user(user: User) -> QuerySet[School]:
+    if not user.is_authenticated or not user.is_active:
+        return School.objects.none()
+    return School.objects.filter(memberships__user=user).distinct().order_by("name")
+
+
+def classes_for_user(user: User) -> SchoolClassQuerySet:
+    """Classes a user may open: every class of a school they run, or a class they are on.
+
+    Being on a roster counts only while the user is also a member of that class's school as a
+    teacher or pupil: an enrollment left behind after someone leaves a school grants nothing.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return SchoolClass.objects.none()
+    memberships = Membership.objects.filter(user=user)
+    admin_of = memberships.filter(role=Role.ADMIN).values("school_id")
+    member_of = memberships.filter(role__in=(Role.TEACHER, Role.PUPIL)).values("school_id")
+    enrolled_in = Enrollment.objects.filter(user=user).values("school_class_id")
+    return SchoolClass.objects.filter(
+        Q(school_id__in=admin_of) | Q(school_id__in=member_of, id__in=enrolled_in)
+    )
+
+
+def lessons_for_user(user: User) -> LessonQuerySet:
+    """Lessons of the classes a user may open (see `classes_for_user`)."""
+    return Lesson.objects.filter(school_class__in=classes_for_user(user).values("id"))
+
+
+def access_school_for_admin(*, user: User, school_id: int) -> School:
+    try:
+        return School.objects.get(
+            id=school_id,
+            memberships__user=user,
+            memberships__role=Role.ADMIN,
+            memberships__user__is_active=True,
+        )
+    except School.DoesNotExist:
+        raise NotFound from None
+
+
+def access_class_for_user(*, user: User, class_id: int) -> SchoolClass:
+    try:
+        return classes_for_user(user).select_related("school", "course", "term").get(id=class_id)
+    except SchoolClass.DoesNotExist:
+        raise NotFound from None
+
+
+def access_lesson_for_user(*, user: User, lesson_key: str) -> Lesson:
+    try:
+        return lessons_for_user(user).for_display().get(key=lesson_key)
+    except Lesson.DoesNotExist:
+        raise NotFound from None
+
+
+def class_roster(*, school_class: SchoolClass) -> QuerySet[Enrollment]:
+    """Teachers first, then pupils, each by name (one query)."""
+    return (
+        Enrollment.objects.filter(school_class=school_class)
+        .select_related("user")
+        .order_by("-role", "user__family_name", "user__given_name")
+    )
+
+
+def roster_role(*, user: User, school_class: SchoolClass) -> str | None:
+    """"teacher" or "pupil" when the user is on the class's roster, else None (one query)."""
+    return (
+        Enrollment.objects.filter(user=user, school_class=school_class)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+def class_upcoming_lessons(
+    *, school_class: SchoolClass, now: datetime, limit: int = 20
+) -> list[Lesson]:
+    return list(
+        Lesson.objects.filter(school_class=school_class)
+        .upcoming(now)
+        .for_display()
+        .order_by("starts_at")[:limit]
+    )
+
+
+# --- Home pages ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Day:
+    """One day of a timetable, in the school's time zone."""
+
+    date: date
+    is_today: bool
+    lessons: tuple[Lesson, ...]
+
+
+def week_bounds(*, school: School, now: datetime) -> tuple[date, datetime, datetime]:
+    """Monday of the school's current week and that week's start and end as aware datetimes."""
+    tz = school.tzinfo
+    today = now.astimezone(tz).date()
+    monday = today - timedelta(days=today.weekday())
+    start = datetime.combine(monday, time.min, tzinfo=tz)
+    end = datetime.combine(monday + timedelta(days=7), time.min, tzinfo=tz)
+    return monday, start, end
+
+
+def _days(lessons: list[Lesson], *, school: School, now: datetime) -> list[Day]:
+    """Group a week's lessons by day; weekend days appear only when they hold a lesson."""
+    monday, _start, _end = week_bounds(school=school, now=now)
+    today = now.astimezone(school.tzinfo).date()
+    by_day: dict[date, list[Lesson]] = defaultdict(list)
+    for lesson in lessons:
+        by_day[lesson.starts_at.astimezone(school.tzinfo).date()].append(lesson)
+    days = []
+    for offset in range(7):
+        day = monday + timedelta(days=offset)
+        if day.weekday() >= 5 and not by_day[day]:
+            continue
+        days.append(Day(date=day, is_today=day == today, lessons=tuple(by_day[day])))
+    return days
+
+
+def pupil_week(*, user: User, school: School, now: datetime) -> list[Day]:
+    """A pupil's lessons this week in one school, by day (one query)."""
+    _monday, start, end = week_bounds(school=school, now=now)
+    lessons = list(
+        lessons_for_user(user)
+        .filter(
+            school=school,
+            school_class__enrollments__user=user,
+            school_class__enrollments__role=EnrollmentRole.PUPIL,
+        )
+        .overlapping(start, end)
+        .for_display()
+        .order_by("starts_at")
+    )
+    return _days(lessons, school=school, now=now)
+
+
+def teacher_classes(*, user: User, school: School) -> list[SchoolClass]:
+    """The active classes a user teaches in one school, with pupil counts (one query)."""
+    return list(
+        classes_for_user(user)
+        .filter(
+            school=school,
+            enrollments__user=user,
+            enrollments__role=EnrollmentRole.TEACHER,
+        )
+        .active()
+        .select_related("course")
+        .annotate(
+            pupil_count=Count(
+                "enrollments__id",
+                filter=Q(enrollments__role=EnrollmentRole.PUPIL),
+                distinct=True,
+            )
+        )
+        .order_by("name")
+    )
+
+
+def teacher_next_lessons(
+    *, user: User, school: School, now: datetime, limit: int = 8
+) -> list[Lesson]:
+    """The next lessons a user teaches, live ones first in time order (one query)."""
+    return list(
+        lessons_for_user(user)
+        .filter(
+            school=school,
+            school_class__enrollments__user=user,
+            school_class__enrollments__role=EnrollmentRole.TEACHER,
+        )
+        .upcoming(now)
+        .for_display()
+        .order_by("starts_at")[:limit]
+    )
+
+
+@dataclass(frozen=True)
+class SchoolOverview:
+    school: School
+    teachers: int
+    pupils: int
+    guardians: int
+    admins: int
+    classes: int
+    lessons_this_week: int
+    live_now: tuple[Lesson, ...]
+
+
+def school_overview(*, school: School, now: datetime) -> SchoolOverview:
+    """Counts a school admin reads at a glance (four queries)."""
+    people = dict(
+        Membership.objects.filter(school=school, user__is_active=True)
+        .values_list("role")
+        .annotate(n=Count("user", distinct=True))
+        .values_list("role", "n")
+    )
+    _monday, start, end = week_bounds(school=school, now=now)
+    lessons_this_week = (
+        Lesson.objects.filter(school=school).not_cancelled().overlapping(start, end).count()
+    )
+    live_now = tuple(
+        Lesson.objects.filter(school=school, state=LessonState.LIVE, ends_at__gt=now)
+        .for_display()
+        .order_by("starts_at")
+    )
+    return SchoolOverview(
+        school=school,
+        teachers=people.get(Role.TEACHER, 0),
+        pupils=people.get(Role.PUPIL, 0),
+        guardians=people.get(Role.GUARDIAN, 0),
+        admins=people.get(Role.ADMIN, 0),
+        classes=SchoolClass.objects.filter(school=school).active().count(),
+        lessons_this_week=lessons_this_week,
+        live_now=live_now,
+    )
+
+
+@dataclass(frozen=True)
+class WardToday:
+    pupil: User
+    lessons: tuple[Lesson, ...]
+
+
+def guardian_wards_today(*, user: User, school: School, now: datetime) -> list[WardToday]:
+    """A guardian's pupils in one school and each one's lessons today (two queries)."""
+    wards = [
+        g.pupil
+        for g in Guardianship.objects.filter(school=school, guardian=user)
+        .select_related("pupil")
+        .order_by("pupil__given_name")
+    ]
+    tz = school.tzinfo
+    today = now.astimezone(tz).date()
+    start = datetime.combine(today, time.min, tzinfo=tz)
+    end = start + timedelta(days=1)
+    by_pupil: dict[int, list[Lesson]] = defaultdict(list)
+    lessons = (
+        Lesson.objects.filter(
+            school=school,
+            school_class__enrollments__user__in=[ward.pk for ward in wards],
+            school_class__enrollments__role=EnrollmentRole.PUPIL,
+        )
+        .overlapping(start, end)
+        .for_display()
+        .annotate(ward_id=F("school_class__enrollments__user_id"))
+        .order_by("starts_at")
+    )
+    for lesson in lessons:
+        by_pupil[lesson.ward_id].append(lesson)
+    return [
+        WardToday(
+            pupil=ward,
+            lessons=tuple(by_pupil[ward.pk]),
+        )
+        for ward in wards
+    ]

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from classrooms import views
+
+app_name = "classrooms"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("classes/<int:class_id>/", views.class_detail, name="class"),
+    path("lessons/<str:lesson_key>/", views.lesson_detail, name="lesson"),
+]

@@ -1,0 +1,108 @@
+"""Read Homeroom's settings from the environment.
+
+Settings come from environment variables so that one settings module serves the embedded default
+(no environment at all) and production. A value that production needs and that is missing stops
+start-up with a message naming the variable, rather than running half-configured.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+class MissingSetting(ImproperlyConfigured):
+    """A variable that production needs is not set."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"{name} must be set when DJANGO_DEBUG=0: {why}.")
+        self.name = name
+
+
+def flag(name: str, *, default: bool) -> bool:
+    """Read a boolean variable; anything but a clear yes or no is a configuration error."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in TRUE_WORDS:
+        return True
+    if raw in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use 1 or 0.")
+
+
+def text(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def required(name: str, *, debug: bool, why: str, default: str = "") -> str:
+    """A variable that may fall back to an embedded default only while DEBUG is on."""
+    value = text(name)
+    if value:
+        return value
+    if not debug:
+        raise MissingSetting(name, why)
+    return default
+
+
+def split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def database_from_url(url: str, *, base_dir: Path) -> dict[str, Any]:
+    """Turn `postgres://user:password@host:port/name` or `sqlite:///path` into a DATABASES entry.
+
+    Persistent connections stay off (CONN_MAX_AGE=0): under ASGI every request runs in its own
+    thread-sensitive context, and a kept-alive connection would leak one per context.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        # sqlite:///relative/path and sqlite:////absolute/path, as dj-database-url reads them.
+        raw_path = unquote(parts.path)
+        path = raw_path[1:] if raw_path.startswith("/") else raw_path
+        if not path:
+            raise ImproperlyConfigured("DATABASE_URL sqlite:/// needs a file path.")
+        name = Path(path) if Path(path).is_absolute() else base_dir / path
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(name), "CONN_MAX_AGE": 0}
+    if scheme in {"postgres", "postgresql", "pgsql"}:
+        name = unquote(parts.path.lstrip("/"))
+        if not name:
+            raise ImproperlyConfigured("DATABASE_URL must name the database: postgres://.../NAME")
+        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            # Read the host from the netloc, not `hostname`, which lowercases: a host like
+            # %2Frun%2Fpostgresql is a socket directory (libpq's convention) and keeps its case.
+            "HOST": unquote(parts.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0]) if parts.port
+            else unquote(parts.netloc.rsplit("@", 1)[-1]),
+            "PORT": str(parts.port or ""),
+            "CONN_MAX_AGE": 0,
+            "OPTIONS": options,
+        }
+    raise ImproperlyConfigured(
+        f"DATABASE_URL scheme {scheme!r} is not supported; use postgres:// or sqlite:///."
+    )
+
+
+def dev_secret_key(path: Path) -> str:
+    """A secret generated once per checkout for the embedded default, kept out of git."""
+    from django.core.management.utils import get_random_secret_key
+
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = get_random_secret_key()
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
