@@ -17,7 +17,7 @@ class MembershipInline(admin.TabularInline[Membership, User]):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(DjangoUserAdmin[User]):
     form = UserChangeForm
     add_form = UserCreationForm
     ordering = ("email",)

@@ -18,7 +18,9 @@ class EmailLoginForm(AuthenticationForm):
 
     error_messages: dict[str, Any] = {  # noqa: RUF012 -- Django reads it as a class attribute
         **AuthenticationForm.error_messages,
-        "invalid_login": _("That email and password do not match an account. Check both and try again."),
+        "invalid_login": _(
+            "That email and password do not match an account. Check both and try again."
+        ),
     }
 
 

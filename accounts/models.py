@@ -69,9 +69,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         verbose_name = _("user")
         verbose_name_plural = _("users")
         ordering = ("family_name", "given_name", "email")
-        constraints = (
-            models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
-        )
+        constraints = (models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),)
 
     def __str__(self) -> str:
         return self.display_name

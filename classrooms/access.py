@@ -14,7 +14,10 @@ from accounts.models import Membership, Role, User
 from classrooms.models import Enrollment, Lesson
 from media_relay.ports import Admission, ParticipantRole, Refusal
 
-_MEMBERSHIP_FOR_ENROLLMENT = {ParticipantRole.TEACHER: Role.TEACHER, ParticipantRole.PUPIL: Role.PUPIL}
+_MEMBERSHIP_FOR_ENROLLMENT = {
+    ParticipantRole.TEACHER: Role.TEACHER,
+    ParticipantRole.PUPIL: Role.PUPIL,
+}
 
 
 class RosterLessonAccess:

@@ -38,11 +38,37 @@ TEACHERS = (
 )
 PUPIL_COUNT = 60
 GIVEN_NAMES = (
-    "Léa", "Hugo", "Chloé", "Lucas", "Inès", "Nathan", "Manon", "Louis", "Jade", "Gabriel",
-    "Emma", "Arthur", "Zoé", "Jules", "Camille", "Adam", "Sarah", "Raphaël", "Lina", "Tom",
+    "Léa",
+    "Hugo",
+    "Chloé",
+    "Lucas",
+    "Inès",
+    "Nathan",
+    "Manon",
+    "Louis",
+    "Jade",
+    "Gabriel",
+    "Emma",
+    "Arthur",
+    "Zoé",
+    "Jules",
+    "Camille",
+    "Adam",
+    "Sarah",
+    "Raphaël",
+    "Lina",
+    "Tom",
 )
 FAMILY_NAMES = (
-    "Martin", "Bernard", "Petit", "Durand", "Leroy", "Roux", "Fournier", "Girard", "Lambert",
+    "Martin",
+    "Bernard",
+    "Petit",
+    "Durand",
+    "Leroy",
+    "Roux",
+    "Fournier",
+    "Girard",
+    "Lambert",
 )
 
 COURSES = {"MATH": "Mathematics", "FR": "French", "SCI": "Science"}
@@ -59,14 +85,30 @@ class DemoClass:
 
 
 CLASSES = (
-    DemoClass("5B Maths", "MATH", "teacher@demo.test", range(1, 31),
-              ((0, 9, 0), (1, 10, 0), (3, 14, 0), (4, 9, 0))),
-    DemoClass("5B Français", "FR", "teacher2@demo.test", range(1, 31),
-              ((0, 10, 0), (2, 9, 0), (3, 10, 0), (4, 11, 0))),
-    DemoClass("4A Sciences", "SCI", "teacher3@demo.test", range(31, 61),
-              ((0, 14, 0), (1, 9, 0), (3, 9, 0))),
-    DemoClass("4A Maths", "MATH", "teacher@demo.test", range(31, 61),
-              ((1, 14, 0), (2, 10, 0), (4, 14, 0))),
+    DemoClass(
+        "5B Maths",
+        "MATH",
+        "teacher@demo.test",
+        range(1, 31),
+        ((0, 9, 0), (1, 10, 0), (3, 14, 0), (4, 9, 0)),
+    ),
+    DemoClass(
+        "5B Français",
+        "FR",
+        "teacher2@demo.test",
+        range(1, 31),
+        ((0, 10, 0), (2, 9, 0), (3, 10, 0), (4, 11, 0)),
+    ),
+    DemoClass(
+        "4A Sciences",
+        "SCI",
+        "teacher3@demo.test",
+        range(31, 61),
+        ((0, 14, 0), (1, 9, 0), (3, 9, 0)),
+    ),
+    DemoClass(
+        "4A Maths", "MATH", "teacher@demo.test", range(31, 61), ((1, 14, 0), (2, 10, 0), (4, 14, 0))
+    ),
 )
 LIVE_CLASS = "5B Maths"
 LIVE_TITLE = "Fractions: adding and comparing"
@@ -88,7 +130,7 @@ def _term_bounds(today: date) -> tuple[str, date, date]:
     """The school year holding `today`: September to early July."""
     first_year = today.year if today.month >= 8 else today.year - 1
     return (
-        f"{first_year}–{first_year + 1}",
+        f"{first_year}-{first_year + 1}",
         date(first_year, 8, 25),
         date(first_year + 1, 7, 10),
     )

@@ -64,7 +64,9 @@ class School(models.Model):
         validators=[MinValueValidator(0), MaxValueValidator(600)],
     )
     reminder_lead_minutes = models.PositiveSmallIntegerField(
-        _("remind people (minutes) before a lesson"), default=10, validators=[MaxValueValidator(1440)]
+        _("remind people (minutes) before a lesson"),
+        default=10,
+        validators=[MaxValueValidator(1440)],
     )
 
     class Meta:

@@ -10,14 +10,8 @@ from django.db import models
 if TYPE_CHECKING:
     from classrooms.models import Enrollment, Lesson, SchoolClass
 
-    _ClassBase = models.QuerySet[SchoolClass]
-    _EnrollmentBase = models.QuerySet[Enrollment]
-    _LessonBase = models.QuerySet[Lesson]
-else:
-    _ClassBase = _EnrollmentBase = _LessonBase = models.QuerySet
 
-
-class SchoolClassQuerySet(_ClassBase):
+class SchoolClassQuerySet(models.QuerySet["SchoolClass"]):
     def active(self) -> SchoolClassQuerySet:
         return self.filter(archived_at__isnull=True)
 
@@ -27,7 +21,7 @@ class SchoolClassQuerySet(_ClassBase):
         )
 
 
-class EnrollmentQuerySet(_EnrollmentBase):
+class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
     def teachers(self) -> EnrollmentQuerySet:
         return self.filter(role="teacher")
 
@@ -35,7 +29,7 @@ class EnrollmentQuerySet(_EnrollmentBase):
         return self.filter(role="pupil")
 
 
-class LessonQuerySet(_LessonBase):
+class LessonQuerySet(models.QuerySet["Lesson"]):
     def overlapping(self, start: datetime, end: datetime) -> LessonQuerySet:
         """Lessons that are on at some moment in [start, end)."""
         return self.filter(starts_at__lt=end, ends_at__gt=start)

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TypedDict, cast
 
 from django.db.models import Count, F, Q, QuerySet
+from django_stubs_ext import WithAnnotations
 
 from accounts.models import Guardianship, Membership, Role, User
 from classrooms.exceptions import NotFound
@@ -94,7 +96,7 @@ def class_roster(*, school_class: SchoolClass) -> QuerySet[Enrollment]:
 
 
 def roster_role(*, user: User, school_class: SchoolClass) -> str | None:
-    """"teacher" or "pupil" when the user is on the class's roster, else None (one query)."""
+    """The user's role on the class's roster, teacher or pupil, or None (one query)."""
     return (
         Enrollment.objects.filter(user=user, school_class=school_class)
         .values_list("role", flat=True)
@@ -174,8 +176,11 @@ def teacher_classes(*, user: User, school: School) -> list[SchoolClass]:
         classes_for_user(user)
         .filter(
             school=school,
-            enrollments__user=user,
-            enrollments__role=EnrollmentRole.TEACHER,
+            # A subquery, not a join: joining the teacher's own enrollment row would leave only
+            # that row for the pupil count below.
+            id__in=Enrollment.objects.filter(user=user, role=EnrollmentRole.TEACHER).values(
+                "school_class_id"
+            ),
         )
         .active()
         .select_related("course")
@@ -248,6 +253,10 @@ def school_overview(*, school: School, now: datetime) -> SchoolOverview:
     )
 
 
+class _WardLesson(TypedDict):
+    ward_id: int
+
+
 @dataclass(frozen=True)
 class WardToday:
     pupil: User
@@ -278,7 +287,7 @@ def guardian_wards_today(*, user: User, school: School, now: datetime) -> list[W
         .annotate(ward_id=F("school_class__enrollments__user_id"))
         .order_by("starts_at")
     )
-    for lesson in lessons:
+    for lesson in cast("QuerySet[WithAnnotations[Lesson, _WardLesson]]", lessons):
         by_pupil[lesson.ward_id].append(lesson)
     return [
         WardToday(

@@ -70,8 +70,8 @@ def database_from_url(url: str, *, base_dir: Path) -> dict[str, Any]:
         path = raw_path[1:] if raw_path.startswith("/") else raw_path
         if not path:
             raise ImproperlyConfigured("DATABASE_URL sqlite:/// needs a file path.")
-        name = Path(path) if Path(path).is_absolute() else base_dir / path
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(name), "CONN_MAX_AGE": 0}
+        file = Path(path) if Path(path).is_absolute() else base_dir / path
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(file), "CONN_MAX_AGE": 0}
     if scheme in {"postgres", "postgresql", "pgsql"}:
         name = unquote(parts.path.lstrip("/"))
         if not name:
@@ -82,10 +82,7 @@ def database_from_url(url: str, *, base_dir: Path) -> dict[str, Any]:
             "NAME": name,
             "USER": unquote(parts.username or ""),
             "PASSWORD": unquote(parts.password or ""),
-            # Read the host from the netloc, not `hostname`, which lowercases: a host like
-            # %2Frun%2Fpostgresql is a socket directory (libpq's convention) and keeps its case.
-            "HOST": unquote(parts.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0]) if parts.port
-            else unquote(parts.netloc.rsplit("@", 1)[-1]),
+            "HOST": _host(parts.netloc, has_port=parts.port is not None),
             "PORT": str(parts.port or ""),
             "CONN_MAX_AGE": 0,
             "OPTIONS": options,
@@ -93,6 +90,18 @@ def database_from_url(url: str, *, base_dir: Path) -> dict[str, Any]:
     raise ImproperlyConfigured(
         f"DATABASE_URL scheme {scheme!r} is not supported; use postgres:// or sqlite:///."
     )
+
+
+def _host(netloc: str, *, has_port: bool) -> str:
+    """The host part of a netloc, unquoted, case kept.
+
+    Not `urlsplit().hostname`, which lowercases: a host such as %2Frun%2Fpostgresql is a socket
+    directory (libpq's convention) and keeps its case.
+    """
+    host = netloc.rsplit("@", 1)[-1]
+    if has_port:
+        host = host.rsplit(":", 1)[0]
+    return unquote(host)
 
 
 def dev_secret_key(path: Path) -> str:

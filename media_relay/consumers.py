@@ -49,13 +49,17 @@ class LessonConsumer(AsyncWebsocketConsumer):
         if self.admission is None:
             return
         if text_data is None:
-            await self.send(text_data=signalling.dump("error", code="bad-message", detail="Text only."))
+            await self.send(
+                text_data=signalling.dump("error", code="bad-message", detail="Text only.")
+            )
             return
         try:
             message = signalling.parse(text_data)
         except signalling.SignallingError as error:
             logger.info("lesson %s: rejected message: %s", self.admission.lesson_key, error.code)
-            await self.send(text_data=signalling.dump("error", code=error.code, detail=error.detail))
+            await self.send(
+                text_data=signalling.dump("error", code=error.code, detail=error.detail)
+            )
             return
         await getattr(self, f"on_{message.type}")(message.body)
 
