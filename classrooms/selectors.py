@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TypedDict, cast
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django_stubs_ext import WithAnnotations
 
 from accounts.models import Guardianship, Membership, Role, User
@@ -212,6 +212,24 @@ def teacher_next_lessons(
     )
 
 
+def school_classes(*, school: School) -> list[SchoolClass]:
+    """A school's active classes with pupil counts and teachers, for its admin (two queries)."""
+    return list(
+        SchoolClass.objects.filter(school=school)
+        .active()
+        .select_related("course")
+        .with_pupil_count()
+        .prefetch_related(
+            Prefetch(
+                "enrollments",
+                queryset=Enrollment.objects.teachers().select_related("user"),
+                to_attr="teacher_enrollments",
+            )
+        )
+        .order_by("name")
+    )
+
+
 @dataclass(frozen=True)
 class SchoolOverview:
     school: School
@@ -222,10 +240,11 @@ class SchoolOverview:
     classes: int
     lessons_this_week: int
     live_now: tuple[Lesson, ...]
+    class_list: tuple[SchoolClass, ...]
 
 
 def school_overview(*, school: School, now: datetime) -> SchoolOverview:
-    """Counts a school admin reads at a glance (four queries)."""
+    """What a school admin reads at a glance: counts, live lessons, classes (six queries)."""
     people = dict(
         Membership.objects.filter(school=school, user__is_active=True)
         .values_list("role")
@@ -250,6 +269,7 @@ def school_overview(*, school: School, now: datetime) -> SchoolOverview:
         classes=SchoolClass.objects.filter(school=school).active().count(),
         lessons_this_week=lessons_this_week,
         live_now=live_now,
+        class_list=tuple(school_classes(school=school)),
     )
 
 

@@ -34,7 +34,7 @@ elif DEBUG:
         f"{DATA_DIR / 'dev-secret-key'}. Production sets DJANGO_SECRET_KEY and DJANGO_DEBUG=0.\n"
     )
 else:
-    raise env.MissingSetting("DJANGO_SECRET_KEY", "it signs sessions and invitation links")
+    raise env.MissingSetting("DJANGO_SECRET_KEY", "it signs sessions and CSRF tokens")
 
 ALLOWED_HOSTS = env.split_list(
     env.required(
