@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from django.db import models
 
 if TYPE_CHECKING:
-    from classrooms.models import Enrollment, Lesson, SchoolClass
+    # For the type arguments in quotes below; ruff does not read names inside those strings.
+    from classrooms.models import Enrollment, Lesson, SchoolClass  # noqa: F401
 
 
 class SchoolClassQuerySet(models.QuerySet["SchoolClass"]):
