@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from accounts.models import Membership, Role, User
-from classrooms.models import Enrollment, Lesson
+from classrooms.models import Enrollment, Lesson, is_lesson_key
 from media_relay.ports import Admission, ParticipantRole, Refusal
 
 _MEMBERSHIP_FOR_ENROLLMENT = {
@@ -24,6 +24,8 @@ class RosterLessonAccess:
     """Admits users on the lesson's roster while the lesson is open."""
 
     def admit(self, *, user_id: int, lesson_key: str) -> Admission | Refusal:
+        if not is_lesson_key(lesson_key):
+            return Refusal.NOT_ON_ROSTER
         enrollment = (
             Enrollment.objects.filter(
                 user_id=user_id,

@@ -25,6 +25,7 @@ from classrooms.models import (
     SchoolClass,
     Term,
 )
+from classrooms.services import lessons_end_finished
 
 DEMO_PASSWORD = "homeroom-demo"  # noqa: S105 -- the documented password of the demo accounts
 DEMO_SLUG = "demo"
@@ -218,13 +219,12 @@ def _live_lesson(school: School, classes: dict[str, SchoolClass], now: datetime)
     elif current.state != LessonState.LIVE:
         current.state = LessonState.LIVE
         current.save(update_fields=["state"])
-    # The teacher cannot be in two lessons at once: call off what else they had in that hour.
-    live_teacher = next(spec.teacher for spec in CLASSES if spec.name == LIVE_CLASS)
-    Lesson.objects.filter(
-        school_class__in=[classes[spec.name] for spec in CLASSES if spec.teacher == live_teacher]
-    ).exclude(pk=current.pk).overlapping(current.starts_at, current.ends_at).update(
-        state=LessonState.CANCELLED
-    )
+    # Nobody can be in two lessons at once: call off what else the live class's teacher and
+    # pupils had in that hour.
+    people = Enrollment.objects.filter(school_class=live_class).values("user_id")
+    Lesson.objects.filter(school_class__enrollments__user_id__in=people).exclude(
+        pk=current.pk
+    ).overlapping(current.starts_at, current.ends_at).update(state=LessonState.CANCELLED)
     return current
 
 
@@ -268,9 +268,7 @@ def demo_school_seed(*, now: datetime) -> DemoSummary:
         )
         lessons_created += _lessons(school, school_class, spec, first_day, days=14)
 
-    Lesson.objects.filter(school=school, ends_at__lte=now).exclude(
-        state__in=(LessonState.ENDED, LessonState.CANCELLED)
-    ).update(state=LessonState.ENDED)
+    lessons_end_finished(now=now)
     live = _live_lesson(school, classes, now)
     return DemoSummary(
         school_id=school.pk,

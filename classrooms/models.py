@@ -8,6 +8,7 @@ and shown in the school's time zone.
 
 from __future__ import annotations
 
+import re
 import secrets
 import zoneinfo
 from datetime import datetime, timedelta
@@ -27,9 +28,18 @@ def validate_time_zone(value: str) -> None:
         raise ValidationError(_("%(value)s is not a known time zone."), params={"value": value})
 
 
+LESSON_KEY_RE = re.compile(r"[A-Za-z0-9_-]{16,32}")
+
+
 def new_lesson_key() -> str:
     """An unguessable key for a lesson's URLs: 128 random bits, URL-safe."""
     return secrets.token_urlsafe(16)
+
+
+def is_lesson_key(value: str) -> bool:
+    """Could this be a lesson key? Anything else is refused before it reaches the database,
+    which may reject it loudly (PostgreSQL refuses NUL bytes in text)."""
+    return LESSON_KEY_RE.fullmatch(value) is not None
 
 
 class School(models.Model):

@@ -18,7 +18,15 @@ from django_stubs_ext import WithAnnotations
 
 from accounts.models import Guardianship, Membership, Role, User
 from classrooms.exceptions import NotFound
-from classrooms.models import Enrollment, EnrollmentRole, Lesson, LessonState, School, SchoolClass
+from classrooms.models import (
+    Enrollment,
+    EnrollmentRole,
+    Lesson,
+    LessonState,
+    School,
+    SchoolClass,
+    is_lesson_key,
+)
 from classrooms.querysets import LessonQuerySet, SchoolClassQuerySet
 
 
@@ -80,6 +88,8 @@ def access_class_for_user(*, user: User, class_id: int) -> SchoolClass:
 
 
 def access_lesson_for_user(*, user: User, lesson_key: str) -> Lesson:
+    if not is_lesson_key(lesson_key):
+        raise NotFound
     try:
         return lessons_for_user(user).for_display().get(key=lesson_key)
     except Lesson.DoesNotExist:

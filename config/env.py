@@ -101,7 +101,8 @@ def _host(netloc: str, *, has_port: bool) -> str:
     host = netloc.rsplit("@", 1)[-1]
     if has_port:
         host = host.rsplit(":", 1)[0]
-    return unquote(host)
+    # An IPv6 literal is bracketed in a URL ([::1]) but not in libpq's host parameter.
+    return unquote(host.removeprefix("[").removesuffix("]"))
 
 
 def dev_secret_key(path: Path) -> str:

@@ -39,11 +39,14 @@ def parse(frame: str) -> Message:
         raise SignallingError("too-large", f"Messages are limited to {MAX_FRAME_BYTES} bytes.")
     try:
         data = json.loads(frame)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: deeply nested arrays fit well under the size cap.
         raise SignallingError("bad-json", "The message is not valid JSON.") from None
     if not isinstance(data, dict):
         raise SignallingError("bad-message", "A message is a JSON object.")
-    if data.get("v") != VERSION:
+    version = data.get("v")
+    # `type() is int`, because True == 1 and 1.0 == 1 in Python.
+    if type(version) is not int or version != VERSION:
         raise SignallingError("bad-version", f"This server speaks version {VERSION}.")
     kind = data.get("type")
     if not isinstance(kind, str) or kind not in CLIENT_TYPES:
