@@ -17,23 +17,23 @@ pytestmark = pytest.mark.django_db
 
 def test_the_task_ends_lessons_past_their_end_and_leaves_the_others(frozen_now):
     """Scheduled and live lessons that are over become ended; running, future, cancelled stay."""
-    over = LessonFactory(
+    over = LessonFactory.create(
         starts_at=frozen_now - timedelta(hours=2), ends_at=frozen_now - timedelta(hours=1)
     )
-    over_live = LessonFactory(
+    over_live = LessonFactory.create(
         starts_at=frozen_now - timedelta(hours=2),
         ends_at=frozen_now - timedelta(minutes=1),
         state=LessonState.LIVE,
     )
-    running = LessonFactory(
+    running = LessonFactory.create(
         starts_at=frozen_now - timedelta(minutes=10),
         ends_at=frozen_now + timedelta(minutes=10),
         state=LessonState.LIVE,
     )
-    future = LessonFactory(
+    future = LessonFactory.create(
         starts_at=frozen_now + timedelta(hours=1), ends_at=frozen_now + timedelta(hours=2)
     )
-    cancelled = LessonFactory(
+    cancelled = LessonFactory.create(
         starts_at=frozen_now - timedelta(hours=2),
         ends_at=frozen_now - timedelta(hours=1),
         state=LessonState.CANCELLED,
