@@ -28,7 +28,8 @@ work=$(mktemp -d -t homeroom-test.XXXXXX)
 pg_data="$work/pg"
 redis_port=""
 as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From $work: the postgres user may not be able to enter the checkout's directory.
+  if [ "$(id -u)" -eq 0 ]; then (cd "$work" && runuser -u postgres -- "$@"); else "$@"; fi
 }
 cleanup() {
   status=$?
