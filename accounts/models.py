@@ -94,13 +94,29 @@ class Role(models.TextChoices):
     GUARDIAN = "guardian", _("Guardian")
 
 
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def active(self) -> MembershipQuerySet:
+        """Memberships that grant something: not deactivated, of an active user."""
+        return self.filter(deactivated_at__isnull=True, user__is_active=True)
+
+
 class Membership(models.Model):
-    """A user's role in one school; a user holds one row per role they have there."""
+    """A user's role in one school; a user holds one row per role they have there.
+
+    People with history are never deleted: a school deactivates them (`deactivated_at`), which
+    takes away every right the membership gave, and can reactivate them later. `sourced_id` is
+    the person's id in the school's information system (OneRoster `sourcedId`), the same on each
+    of their roles in that school.
+    """
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     school = models.ForeignKey(SCHOOL_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(_("role"), max_length=16, choices=Role.choices)
     created_at = models.DateTimeField(default=timezone.now)
+    deactivated_at = models.DateTimeField(_("deactivated"), null=True, blank=True)
+    sourced_id = models.CharField(_("OneRoster sourcedId"), max_length=255, blank=True)
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("school membership")
@@ -111,10 +127,40 @@ class Membership(models.Model):
                 condition=models.Q(role__in=Role.values), name="membership_role_valid"
             ),
         )
-        indexes = (models.Index(fields=("school", "role")),)
+        indexes = (
+            models.Index(fields=("school", "role")),
+            models.Index(fields=("school", "sourced_id")),
+        )
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.role} @ {self.school_id}"
+
+
+class Invitation(models.Model):
+    """A link that lets a person set their password and log in for the first time.
+
+    Only a hash of the token is stored: the link is shown once, in the email. A newer invitation
+    for the same person and school replaces older ones (`revoked_at`).
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="invitations")
+    school = models.ForeignKey(SCHOOL_MODEL, on_delete=models.CASCADE, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
+        indexes = (models.Index(fields=("school", "user")),)
+
+    def __str__(self) -> str:
+        return f"invitation of {self.user_id} to {self.school_id}"
 
 
 class Guardianship(models.Model):

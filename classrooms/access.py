@@ -41,9 +41,13 @@ class RosterLessonAccess:
         lesson = Lesson.objects.get(key=lesson_key)
         if lesson.school_id != enrollment.school_id:
             return Refusal.NOT_ON_ROSTER
-        if not Membership.objects.filter(
-            user_id=user_id, school_id=lesson.school_id, role=_MEMBERSHIP_FOR_ENROLLMENT[role]
-        ).exists():
+        if (
+            not Membership.objects.active()
+            .filter(
+                user_id=user_id, school_id=lesson.school_id, role=_MEMBERSHIP_FOR_ENROLLMENT[role]
+            )
+            .exists()
+        ):
             return Refusal.NOT_ON_ROSTER
         if not lesson.is_joinable(timezone.now()):
             return Refusal.NOT_OPEN

@@ -35,7 +35,9 @@ def roles_by_school(user: User) -> dict[int, frozenset[str]]:
     if not user.is_authenticated or not user.is_active:
         return {}
     roles: dict[int, set[str]] = defaultdict(set)
-    for school_id, role in Membership.objects.filter(user=user).values_list("school_id", "role"):
+    for school_id, role in (
+        Membership.objects.active().filter(user=user).values_list("school_id", "role")
+    ):
         roles[school_id].add(role)
     return {school_id: frozenset(held) for school_id, held in roles.items()}
 
@@ -43,7 +45,9 @@ def roles_by_school(user: User) -> dict[int, frozenset[str]]:
 def schools_for_user(user: User) -> QuerySet[School]:
     if not user.is_authenticated or not user.is_active:
         return School.objects.none()
-    return School.objects.filter(memberships__user=user).distinct().order_by("name")
+    return School.objects.filter(
+        id__in=Membership.objects.active().filter(user=user).values("school_id")
+    ).order_by("name")
 
 
 def classes_for_user(user: User) -> SchoolClassQuerySet:
@@ -54,7 +58,7 @@ def classes_for_user(user: User) -> SchoolClassQuerySet:
     """
     if not user.is_authenticated or not user.is_active:
         return SchoolClass.objects.none()
-    memberships = Membership.objects.filter(user=user)
+    memberships = Membership.objects.active().filter(user=user)
     admin_of = memberships.filter(role=Role.ADMIN).values("school_id")
     member_of = memberships.filter(role__in=(Role.TEACHER, Role.PUPIL)).values("school_id")
     enrolled_in = Enrollment.objects.filter(user=user).values("school_class_id")
@@ -69,13 +73,12 @@ def lessons_for_user(user: User) -> LessonQuerySet:
 
 
 def access_school_for_admin(*, user: User, school_id: int) -> School:
+    """A school the user runs, with an active admin membership."""
+    if not user.is_authenticated or not user.is_active:
+        raise NotFound
+    admin_of = Membership.objects.active().filter(user=user, role=Role.ADMIN)
     try:
-        return School.objects.get(
-            id=school_id,
-            memberships__user=user,
-            memberships__role=Role.ADMIN,
-            memberships__user__is_active=True,
-        )
+        return School.objects.get(id=school_id, id__in=admin_of.values("school_id"))
     except School.DoesNotExist:
         raise NotFound from None
 
@@ -256,7 +259,8 @@ class SchoolOverview:
 def school_overview(*, school: School, now: datetime) -> SchoolOverview:
     """What a school admin reads at a glance: counts, live lessons, classes (six queries)."""
     people = dict(
-        Membership.objects.filter(school=school, user__is_active=True)
+        Membership.objects.active()
+        .filter(school=school)
         .values_list("role")
         .annotate(n=Count("user", distinct=True))
         .values_list("role", "n")

@@ -199,6 +199,10 @@ SPECTACULAR_SETTINGS = {"TITLE": "Homeroom API", "VERSION": "1"}
 HOMEROOM_LESSON_ACCESS_POLICY = "classrooms.access.RosterLessonAccess"
 # How long before its start a lesson's Join button goes live.
 HOMEROOM_JOIN_OPENS_MINUTES = 10
+# The largest OneRoster bundle (zip, or all its files together) an upload or import accepts.
+HOMEROOM_ROSTER_MAX_BYTES = int(env.text("HOMEROOM_ROSTER_MAX_BYTES", str(50 * 1024 * 1024)))
+# How long an invitation link stays valid.
+HOMEROOM_INVITATION_DAYS = int(env.text("HOMEROOM_INVITATION_DAYS", "14"))
 
 # --- Security -------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

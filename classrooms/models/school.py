@@ -1,4 +1,4 @@
-"""The school's domain: schools, terms, courses, classes, enrollments and lessons.
+"""Schools, terms, courses, classes, enrollments and lessons.
 
 Vocabulary follows OneRoster (a term is an academic session, a class is a group taught a course).
 Every row carries its school, so that every read can be scoped to the requesting user's school
