@@ -6,6 +6,8 @@ They run on a throwaway SQLite database (or on DATABASE_URL when set) and never 
 
 - `home-pages`: queries and latency of each role's home page, on the demo school and on a school
   ten times as large (more lessons, classes and pupils); queries must not grow with the size.
+- `roster`: validate, apply and re-import a generated OneRoster bundle of one school (10,000
+  people, 400 classes, 60,000 enrollments): seconds, queries and peak memory (bench/roster.py).
 """
 
 from __future__ import annotations
@@ -146,8 +148,15 @@ def bench_home_pages(seconds: float) -> dict[str, Any]:
     return {"sizes": sizes, "queries_constant": constant, "repeats": repeats}
 
 
+def bench_roster(seconds: float) -> dict[str, Any]:
+    from roster import bench_roster as run  # bench/ is the script's folder, first on sys.path
+
+    return run(seconds)
+
+
 BENCHMARKS: dict[str, Callable[[float], dict[str, Any]]] = {
     "home-pages": bench_home_pages,
+    "roster": bench_roster,
 }
 
 
