@@ -73,6 +73,12 @@ class School(models.Model):
         default=30,
         validators=[MinValueValidator(0), MaxValueValidator(600)],
     )
+    org_sourced_id = models.CharField(
+        _("OneRoster org sourcedId"),
+        max_length=255,
+        blank=True,
+        help_text=_("Set by the first roster import; later bundles must carry the same org."),
+    )
     reminder_lead_minutes = models.PositiveSmallIntegerField(
         _("remind people (minutes) before a lesson"),
         default=10,

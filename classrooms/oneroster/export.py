@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from accounts.models import Guardianship, Membership, Role, User
 from classrooms.models import Course, Enrollment, School, SchoolClass, Term
 from classrooms.oneroster import schema
-from classrooms.oneroster.state import recorded_org_sourced_id
 
 VERSION = "1.2"
 
@@ -33,7 +32,7 @@ def _csv(columns: tuple[str, ...], rows: Iterable[dict[str, str]]) -> bytes:
 
 def roster_zip(school: School) -> bytes:
     """The school's roster as zip bytes (see the module docstring for what is in it)."""
-    org = recorded_org_sourced_id(school) or f"hr-school-{school.pk}"
+    org = school.org_sourced_id or f"hr-school-{school.pk}"
     columns = schema.COLUMNS[VERSION]
     files: dict[str, bytes] = {}
     files[schema.ORGS] = _csv(

@@ -4,9 +4,9 @@ Order: the manifest (version, and for each file bulk | delta | absent), each fil
 (missing required columns stop the check there: rows cannot be read without them), the school's
 org, then sessions, courses, classes, people and enrollments.
 
-Which org is this school? The school has no org field, so:
-1. if the school had an import applied before, the org sourcedId that import used (kept in its
-   audit event) — the bundle must carry the same org;
+Which org is this school?
+1. if the school had an import applied before, the org sourcedId that import used
+   (`School.org_sourced_id`, set on apply) — the bundle must carry the same org;
 2. otherwise the org whose `identifier` is the school's short name (slug), or whose `name` is the
    school's name (ignoring case);
 3. otherwise the only org of type `school` in orgs.csv.

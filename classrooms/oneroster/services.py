@@ -114,6 +114,9 @@ def _apply_bundle(*, school: School, bundle: Bundle, actor: User | None, source:
         return plan.report
     now = timezone.now()
     apply_changes(school=school, changes=plan.changes, now=now)
+    if school.org_sourced_id != plan.org_sourced_id:
+        school.org_sourced_id = plan.org_sourced_id
+        school.save(update_fields=["org_sourced_id"])
     counts = plan.report.as_json()["counts"]
     details: dict[str, Any] = {
         "source": source,

@@ -17,7 +17,7 @@ from typing import Final
 from django.db.models.functions import Lower
 
 from accounts.models import Guardianship, Membership, User
-from classrooms.models import AuditAction, AuditEvent, Course, Enrollment, School, SchoolClass, Term
+from classrooms.models import Course, Enrollment, School, SchoolClass, Term
 
 # Emails looked up per query: well inside every database's limit on query parameters.
 EMAIL_CHUNK: Final = 2000
@@ -104,25 +104,8 @@ class SchoolState:
         return ""
 
 
-def recorded_org_sourced_id(school: School) -> str:
-    """The org sourcedId of this school's last applied import ("" if it never had one).
-
-    School has no field for it; the import's audit event records it, and the audit log is
-    append-only, so the record cannot drift.
-    """
-    details = (
-        AuditEvent.objects.filter(school=school, action=AuditAction.IMPORT_APPLIED)
-        .order_by("-at", "-id")
-        .values_list("details", flat=True)
-        .first()
-    )
-    if isinstance(details, dict):
-        return str(details.get("org_sourced_id", ""))
-    return ""
-
-
 def load_school_state(school: School) -> SchoolState:
-    state = SchoolState(school=school, org_sourced_id=recorded_org_sourced_id(school))
+    state = SchoolState(school=school, org_sourced_id=school.org_sourced_id)
     for pk, name, starts_on, ends_on, sourced_id in Term.objects.filter(school=school).values_list(
         "pk", "name", "starts_on", "ends_on", "sourced_id"
     ):
