@@ -410,16 +410,16 @@ class TestLessonPage:
 
 # --- Query counts ---------------------------------------------------------------------------------
 
-# Every home page: session, user, roles, schools (4). Then per role: the pupil's week (1); the
-# teacher's classes and next lessons (2); the admin's people counts, lessons this week, live
-# lessons, class count, class list and the class list's teachers (6); the guardian's wards and
-# their lessons today (2).
+# Every home page: session, user, the nav's memberships (which links it shows), roles, schools
+# (5). Then per role: the pupil's week (1); the teacher's classes and next lessons (2); the admin's
+# people counts, lessons this week, live lessons, class count, class list and the class list's
+# teachers (6); the guardian's wards and their lessons today (2).
 HOME_QUERIES = {
-    "pupil_x": 4 + 1,
-    "teacher_x": 4 + 2,
-    "admin_a": 4 + 6,
-    "guardian_a": 4 + 2,
-    "teacher_admin": 4 + 2 + 6,
+    "pupil_x": 5 + 1,
+    "teacher_x": 5 + 2,
+    "admin_a": 5 + 6,
+    "guardian_a": 5 + 2,
+    "teacher_admin": 5 + 2 + 6,
 }
 
 
