@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from classrooms import views
 
@@ -8,4 +8,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("classes/<int:class_id>/", views.class_detail, name="class"),
     path("lessons/<str:lesson_key>/", views.lesson_detail, name="lesson"),
+    path("", include("classrooms.school_admin.urls")),
+    path("", include("classrooms.roster_urls")),
 ]
