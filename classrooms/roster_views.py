@@ -28,6 +28,15 @@ from classrooms.oneroster.exceptions import RosterBundleRefused, RosterImportNot
 from classrooms.selectors import access_school_for_admin
 
 RECENT_IMPORTS = 20
+# The report's OneRoster names, in the words of the school, in the order the preview lists them.
+RECORD_LABELS = {
+    "users": gettext_lazy("People"),
+    "guardians": gettext_lazy("Guardian links"),
+    "academicSessions": gettext_lazy("Terms"),
+    "courses": gettext_lazy("Courses"),
+    "classes": gettext_lazy("Classes"),
+    "enrollments": gettext_lazy("Enrollments"),
+}
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -72,6 +81,12 @@ def access_roster_import_for_admin(*, user: User, school_id: int, import_id: int
         )
     except RosterImport.DoesNotExist:
         raise NotFound from None
+
+
+def _preview_rows(counts: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The report's counts as (label, row) in the preview's order; unknown names last, as is."""
+    rows = [(str(label), counts[name]) for name, label in RECORD_LABELS.items() if name in counts]
+    return rows + [(name, row) for name, row in counts.items() if name not in RECORD_LABELS]
 
 
 def _roster_page(
@@ -130,7 +145,7 @@ def roster_import_detail(request: HttpRequest, school_id: int, import_id: int) -
             "section": "roster",
             "roster_import": roster_import,
             "report": report,
-            "counts": sorted((report.get("counts") or {}).items()),
+            "counts": _preview_rows(report.get("counts") or {}),
             "errors": report.get("errors") or [],
             "checking": roster_import.state == RosterImportState.VALIDATING,
             "can_apply": roster_import.state == RosterImportState.VALID,

@@ -74,7 +74,8 @@ def test_a_valid_zip_is_checked_previewed_and_applied(school, admin_client):
     assert page.status_code == 200
     assert "Ready to apply" in text
     assert "Apply these changes" in text
-    assert "users" in text  # the preview's table of counts
+    assert "People" in text  # the preview's table of counts
+    assert "Enrollments" in text
 
     status = client.get(
         reverse("classrooms:roster-import-status", args=[school.pk, roster_import.pk])
