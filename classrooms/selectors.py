@@ -9,6 +9,7 @@ lessons, classes and pupils (the home pages assert it).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TypedDict, cast
@@ -150,10 +151,11 @@ def week_bounds(*, school: School, now: datetime) -> tuple[date, datetime, datet
     return monday, start, end
 
 
-def _days(lessons: list[Lesson], *, school: School, now: datetime) -> list[Day]:
-    """Group a week's lessons by day; weekend days appear only when they hold a lesson."""
-    monday, _start, _end = week_bounds(school=school, now=now)
-    today = now.astimezone(school.tzinfo).date()
+def days_of_week(
+    lessons: Iterable[Lesson], *, school: School, monday: date, today: date
+) -> list[Day]:
+    """Group one week's lessons by day in the school's zone; weekend days appear only when they
+    hold a lesson."""
     by_day: dict[date, list[Lesson]] = defaultdict(list)
     for lesson in lessons:
         by_day[lesson.starts_at.astimezone(school.tzinfo).date()].append(lesson)
@@ -168,8 +170,8 @@ def _days(lessons: list[Lesson], *, school: School, now: datetime) -> list[Day]:
 
 def pupil_week(*, user: User, school: School, now: datetime) -> list[Day]:
     """A pupil's lessons this week in one school, by day (one query)."""
-    _monday, start, end = week_bounds(school=school, now=now)
-    lessons = list(
+    monday, start, end = week_bounds(school=school, now=now)
+    lessons = (
         lessons_for_user(user)
         .filter(
             school=school,
@@ -180,7 +182,8 @@ def pupil_week(*, user: User, school: School, now: datetime) -> list[Day]:
         .for_display()
         .order_by("starts_at")
     )
-    return _days(lessons, school=school, now=now)
+    today = now.astimezone(school.tzinfo).date()
+    return days_of_week(lessons, school=school, monday=monday, today=today)
 
 
 def teacher_classes(*, user: User, school: School) -> list[SchoolClass]:

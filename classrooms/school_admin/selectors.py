@@ -8,7 +8,6 @@ at most.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -44,7 +43,7 @@ from classrooms.models import (
     SchoolClass,
     Term,
 )
-from classrooms.selectors import Day
+from classrooms.selectors import Day, days_of_week
 
 PAGE_SIZE = 50
 # How many pupils or teachers the "add to the class" lists show before asking for a search.
@@ -519,13 +518,4 @@ def ward_week(*, school: School, pupil: User, monday: date, today: date) -> list
         .for_display()
         .order_by("starts_at")
     )
-    by_day: dict[date, list[Lesson]] = defaultdict(list)
-    for lesson in lessons:
-        by_day[lesson.starts_at.astimezone(tz).date()].append(lesson)
-    days = []
-    for offset in range(7):
-        day = monday + timedelta(days=offset)
-        if day.weekday() >= 5 and not by_day[day]:
-            continue
-        days.append(Day(date=day, is_today=day == today, lessons=tuple(by_day[day])))
-    return days
+    return days_of_week(lessons, school=school, monday=monday, today=today)
