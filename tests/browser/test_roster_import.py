@@ -14,9 +14,12 @@ pytestmark = pytest.mark.browser
 
 
 def demo_bundle() -> bytes:
-    """The test bundle, addressed to the demo school's org."""
+    """The test bundle, addressed to the demo school's org, with class names the demo school does
+    not use (the browser tests share one server, and the others look for the demo's classes)."""
     builder = RosterBuilder.school()
     builder.row("orgs.csv", builder.org).update(name="Ecole Jules-Ferry", identifier="demo")
+    builder.row("classes.csv", "k-5b-maths").update(title="3C Maths (imported)")
+    builder.row("classes.csv", "k-5b-french").update(title="3C French (imported)")
     return builder.zip()
 
 
