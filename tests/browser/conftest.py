@@ -69,19 +69,47 @@ def server_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 @pytest.fixture(scope="session")
 def demo_server(server_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a daphne server holding the demo school."""
+    """Base URL of a daphne server holding the demo school.
+
+    On the production stack (REDIS_URL set) tasks go through Redis, so a Celery worker runs beside
+    the server, as in production. The server uses its own Redis database, so tasks that the test
+    process itself queues never reach it.
+    """
     env = {
         **os.environ,
         "DATABASE_URL": server_database,
         "HOMEROOM_DATA_DIR": str(tmp_path_factory.mktemp("server-data")),
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
+    if env.get("REDIS_URL"):
+        env["REDIS_URL"] = urlunsplit(urlsplit(env["REDIS_URL"])._replace(path="/15"))
     _manage(env, "migrate", "--noinput")
     _manage(env, "seed_demo")
     port = _free_port()
-    log = (tmp_path_factory.mktemp("server-log") / "daphne.log").open("w")
+    logs = tmp_path_factory.mktemp("server-log")
+    worker = None
+    if env.get("REDIS_URL"):
+        worker = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "celery", "-A", "config", "worker"),
+                *("--pool=solo", "--without-gossip", "--without-mingle", "-l", "WARNING"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=(logs / "celery.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+    log = (logs / "daphne.log").open("w")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -111,11 +139,9 @@ def demo_server(server_database: str, tmp_path_factory: pytest.TempPathFactory) 
                 raise RuntimeError(f"daphne did not start; see {log.name}") from None
             time.sleep(0.1)
     yield base
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    _stop(process)
+    if worker is not None:
+        _stop(worker)
     log.close()
 
 
