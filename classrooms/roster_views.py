@@ -25,18 +25,10 @@ from classrooms.exceptions import NotFound
 from classrooms.models import RosterImport, RosterImportState, School
 from classrooms.oneroster import services as oneroster
 from classrooms.oneroster.exceptions import RosterBundleRefused, RosterImportNotApplicable
+from classrooms.oneroster.report import RECORD_LABELS
 from classrooms.selectors import access_school_for_admin
 
 RECENT_IMPORTS = 20
-# The report's OneRoster names, in the words of the school, in the order the preview lists them.
-RECORD_LABELS = {
-    "users": gettext_lazy("People"),
-    "guardians": gettext_lazy("Guardian links"),
-    "academicSessions": gettext_lazy("Terms"),
-    "courses": gettext_lazy("Courses"),
-    "classes": gettext_lazy("Classes"),
-    "enrollments": gettext_lazy("Enrollments"),
-}
 
 
 class MultipleFileInput(forms.ClearableFileInput):

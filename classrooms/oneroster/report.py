@@ -10,6 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from django.utils.translation import gettext_lazy
+
+# The report's record kinds in the school's words, in the order pages list them.
+RECORD_LABELS: Final = {
+    "users": gettext_lazy("People"),
+    "guardians": gettext_lazy("Guardian links"),
+    "academicSessions": gettext_lazy("Terms"),
+    "courses": gettext_lazy("Courses"),
+    "classes": gettext_lazy("Classes"),
+    "enrollments": gettext_lazy("Enrollments"),
+}
+
 ERROR_CAP: Final = 1000
 
 # The kinds of rows we count, in the order the report lists them.

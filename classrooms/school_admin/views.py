@@ -28,6 +28,7 @@ from accounts.models import Membership, Role, User
 from classrooms import selectors as school_selectors
 from classrooms.exceptions import NotFound
 from classrooms.models import AuditAction, School
+from classrooms.oneroster.report import RECORD_LABELS
 from classrooms.school_admin import invitations, selectors, services
 from classrooms.school_admin.forms import (
     AuditFilterForm,
@@ -368,7 +369,33 @@ DETAIL_LABELS: dict[str, StrOrPromise] = {
     "starts_on": gettext_lazy("First day"),
     "ends_on": gettext_lazy("Last day"),
     "existing_account": gettext_lazy("Account already existed"),
+    "counts": gettext_lazy("Changes"),
+    "file_names": gettext_lazy("Files"),
+    "size_bytes": gettext_lazy("Size (bytes)"),
+    "version": gettext_lazy("OneRoster version"),
+    "mode": gettext_lazy("Mode"),
+    "source": gettext_lazy("Source"),
+    "changed_sourced_ids_sample": gettext_lazy("Some changed sourcedIds"),
 }
+COUNT_WORDS = {
+    "create": gettext_lazy("%(n)s created"),
+    "update": gettext_lazy("%(n)s updated"),
+    "deactivate": gettext_lazy("%(n)s deactivated"),
+}
+
+
+def _import_counts(counts: dict[str, Any]) -> list[tuple[str, str]]:
+    """A roster import's counts as one line per kind of record that changed."""
+    lines = []
+    for kind, row in counts.items():
+        if not isinstance(row, dict):
+            continue
+        changes = [
+            str(words) % {"n": row[key]} for key, words in COUNT_WORDS.items() if row.get(key)
+        ]
+        if changes:
+            lines.append((str(RECORD_LABELS.get(kind, kind)), ", ".join(changes)))
+    return lines or [(str(DETAIL_LABELS["counts"]), _("no change"))]
 
 
 def _detail_value(value: object) -> str:
@@ -386,6 +413,9 @@ def audit_details(details: dict[str, Any]) -> list[tuple[str, str]]:
     lines = []
     for key, value in details.items():
         if key.endswith("_id") or (key == "existing_account" and not value):
+            continue
+        if key == "counts" and isinstance(value, dict):
+            lines.extend(_import_counts(value))
             continue
         if key == "changed" and isinstance(value, dict):
             for field, change in value.items():
