@@ -163,6 +163,25 @@ class Invitation(models.Model):
         return f"invitation of {self.user_id} to {self.school_id}"
 
 
+class CalendarFeed(models.Model):
+    """A user's personal iCalendar feed: a secret URL a calendar app polls without logging in.
+
+    The token is kept in clear because the week page shows the feed's URL; replacing it (revoke)
+    makes the old URL answer 404.
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="calendar_feed")
+    token = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("calendar feed")
+        verbose_name_plural = _("calendar feeds")
+
+    def __str__(self) -> str:
+        return f"calendar feed of {self.user_id}"
+
+
 class Guardianship(models.Model):
     """A guardian follows a pupil of the same school (read-only: the pupil's timetable)."""
 

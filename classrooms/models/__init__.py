@@ -2,7 +2,9 @@
 roster imports (`roster`)."""
 
 from classrooms.models.audit import AuditAction, AuditEvent, AuditLogAppendOnlyError
+from classrooms.models.notifications import Notification, NotificationKind
 from classrooms.models.roster import RosterImport, RosterImportState
+from classrooms.models.scheduling import WEEKDAYS, LessonSeries
 from classrooms.models.school import (
     LESSON_KEY_RE,
     Course,
@@ -20,6 +22,7 @@ from classrooms.models.school import (
 
 __all__ = [
     "LESSON_KEY_RE",
+    "WEEKDAYS",
     "AuditAction",
     "AuditEvent",
     "AuditLogAppendOnlyError",
@@ -27,7 +30,10 @@ __all__ = [
     "Enrollment",
     "EnrollmentRole",
     "Lesson",
+    "LessonSeries",
     "LessonState",
+    "Notification",
+    "NotificationKind",
     "RosterImport",
     "RosterImportState",
     "School",

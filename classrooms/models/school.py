@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -134,6 +134,13 @@ class Course(models.Model):
     title = models.CharField(_("title"), max_length=200)
     code = models.CharField(_("code"), max_length=64)
     sourced_id = models.CharField(_("OneRoster sourcedId"), max_length=255, blank=True)
+    color = models.CharField(
+        _("colour"),
+        max_length=7,
+        blank=True,
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", _("A colour like #1f6f5c."))],
+        help_text=_("How the timetable shows this course's lessons; empty picks one."),
+    )
 
     class Meta:
         verbose_name = _("course")
@@ -248,6 +255,21 @@ class Lesson(models.Model):
         _("state"), max_length=16, choices=LessonState.choices, default=LessonState.SCHEDULED
     )
     key = models.CharField(max_length=32, unique=True, default=new_lesson_key, editable=False)
+    # A lesson of a weekly series remembers which occurrence it is (its start as the series
+    # planned it), so that regenerating the series never duplicates it, and whether it was moved
+    # or edited on its own (`is_exception`), so that a change to the series leaves it as it is.
+    series = models.ForeignKey(
+        "classrooms.LessonSeries",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="lessons",
+    )
+    series_start = models.DateTimeField(null=True, blank=True)
+    is_exception = models.BooleanField(default=False)
+    # RFC 5545 SEQUENCE: bumped on every change a calendar must pick up (time, title, state).
+    sequence = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
 
     objects = LessonQuerySet.as_manager()
 
@@ -262,6 +284,11 @@ class Lesson(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(state__in=LessonState.values), name="lesson_state_valid"
+            ),
+            models.UniqueConstraint(
+                fields=("series", "series_start"),
+                condition=models.Q(series__isnull=False),
+                name="lesson_series_occurrence_unique",
             ),
         )
         indexes = (
