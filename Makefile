@@ -25,6 +25,11 @@ demo: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo "Homeroom is serving on http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
+	@# No beat and no worker here: daphne runs reminders and lesson ends itself every 30 s, from
+	@# its first request on (so that reminders reach the bell live); one /healthz call starts it.
+	@( for i in $$(seq 60); do sleep 1; $(BIN)/python -c "import urllib.request as u; u.urlopen('http://$(HOST):$(PORT)/healthz', timeout=2)" 2>/dev/null && break; done ) &
+	HOMEROOM_PERIODIC_IN_PROCESS_SECONDS=$${HOMEROOM_PERIODIC_IN_PROCESS_SECONDS:-30} \
+	HOMEROOM_SITE_URL=$${HOMEROOM_SITE_URL:-http://$(HOST):$(PORT)} \
 	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 test: $(VENV)/.dev

@@ -10,4 +10,7 @@ urlpatterns = [
     path("lessons/<str:lesson_key>/", views.lesson_detail, name="lesson"),
     path("", include("classrooms.school_admin.urls")),
     path("", include("classrooms.roster_urls")),
+    path("", include("classrooms.scheduling.urls")),
+    path("", include("classrooms.notifications.urls")),
+    path("", include("classrooms.timetable.urls")),
 ]

@@ -92,6 +92,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "classrooms.notifications.context_processors.header",
             ],
         },
     },
@@ -141,6 +142,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "lessons-end-finished": {"task": "classrooms.lessons_end_finished", "schedule": 60.0},
+    "reminders-send": {"task": "classrooms.reminders_send", "schedule": 60.0},
 }
 
 # --- Accounts -------------------------------------------------------------------------------------
@@ -213,6 +215,14 @@ HOMEROOM_JOIN_OPENS_MINUTES = 10
 HOMEROOM_ROSTER_MAX_BYTES = int(env.text("HOMEROOM_ROSTER_MAX_BYTES", str(50 * 1024 * 1024)))
 # How long an invitation link stays valid.
 HOMEROOM_INVITATION_DAYS = int(env.text("HOMEROOM_INVITATION_DAYS", "14"))
+# Where emails and calendar feeds link to (scheme, host and port, no trailing slash). Production
+# defaults to HTTPS on the first allowed host.
+HOMEROOM_SITE_URL = env.text(
+    "HOMEROOM_SITE_URL", "http://127.0.0.1:8000" if DEBUG else f"https://{ALLOWED_HOSTS[0]}"
+).rstrip("/")
+# Run the periodic services (reminders, ending lessons) inside the web process every this many
+# seconds; 0 turns it off. `make demo` sets it, having no Celery beat; production leaves it at 0.
+HOMEROOM_PERIODIC_IN_PROCESS_SECONDS = int(env.text("HOMEROOM_PERIODIC_IN_PROCESS_SECONDS", "0"))
 
 # --- Security -------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

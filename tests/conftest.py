@@ -29,3 +29,13 @@ def frozen_now(time_machine) -> datetime:
 def campus(db, frozen_now) -> Campus:
     """Schools A and B with someone in every position, and a lesson of each class on now."""
     return build_campus(now=frozen_now)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last (after pytest-django's own ordering).
+
+    Playwright's sync API keeps an event loop running in the main thread while its session-scoped
+    browser is open; an asyncio test after it would find that loop and fail to start its own.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

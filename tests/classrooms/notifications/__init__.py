@@ -1,0 +1,1 @@
+"""Tests of reminders, lesson change notices, the bell and its websocket."""
