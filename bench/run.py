@@ -6,6 +6,8 @@ They run on a throwaway SQLite database (or on DATABASE_URL when set) and never 
 
 - `home-pages`: queries and latency of each role's home page, on the demo school and on a school
   ten times as large (more lessons, classes and pupils); queries must not grow with the size.
+- `timetable`: week pages, the lessons API and the calendar feed on a school of 1,000 pupils, 40
+  teachers, 60 classes and a term of weekly lessons (see bench/timetable.py).
 - `roster`: validate, apply and re-import a generated OneRoster bundle of one school (10,000
   people, 400 classes, 60,000 enrollments): seconds, queries and peak memory (bench/roster.py).
 """
@@ -154,9 +156,16 @@ def bench_roster(seconds: float) -> dict[str, Any]:
     return run(seconds)
 
 
+def bench_timetable(seconds: float) -> dict[str, Any]:
+    from timetable import bench_timetable as run  # bench/ is the script's folder, first on sys.path
+
+    return run(seconds)
+
+
 BENCHMARKS: dict[str, Callable[[float], dict[str, Any]]] = {
     "home-pages": bench_home_pages,
     "roster": bench_roster,
+    "timetable": bench_timetable,
 }
 
 
