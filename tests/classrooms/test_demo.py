@@ -202,6 +202,6 @@ def test_pupil1_logs_in_and_sees_the_live_5b_maths_lesson_with_a_join_link(clien
         follow=True,
     )
     (live,) = live_lessons(seeded)
-    assertContains(response, "My week")
+    assertContains(response, "My week</h2>")
     assertContains(response, "Live now")
     assertContains(response, f'<a class="btn btn--join" href="/lessons/{live.key}/"')

@@ -20,7 +20,9 @@ from tests.factories import (
     Campus,
     EnrollmentFactory,
     LessonFactory,
+    MembershipFactory,
     SchoolClassFactory,
+    SchoolFactory,
     member,
     pupil_of,
 )
@@ -379,3 +381,25 @@ def test_a_new_pupil_has_lessons_only_from_their_classes(campus, log_in):
     response = log_in(pupil).get(WEEK)
     assertContains(response, "Verbs")
     assertNotContains(response, "Fractions")
+
+
+@pytest.mark.parametrize("role", ["pupil", "teacher"])
+def test_pupils_and_teachers_find_my_week_in_the_main_navigation(client, role):
+    """One "My week" link in the header, even for someone who learns in a second school."""
+    school = SchoolFactory.create()
+    user = member(school, role, "admin")
+    other = SchoolFactory.create()
+    MembershipFactory.create(user=user, school=other, role="pupil")
+    client.force_login(user)
+    page = client.get("/").content.decode()
+    nav = page[
+        page.index('aria-label="Main"') : page.index("</nav>", page.index('aria-label="Main"'))
+    ]
+    assert nav.count(">My week</a>") == 1
+
+
+def test_guardians_and_admins_only_get_no_my_week_link(client):
+    school = SchoolFactory.create()
+    client.force_login(member(school, "guardian", "admin"))
+    page = client.get("/").content.decode()
+    assert ">My week</a>" not in page
