@@ -16,14 +16,10 @@ from pytest_django.asserts import assertContains, assertNotContains, assertRedir
 
 from accounts.models import Membership, Role, User
 from classrooms.models import (
-    Course,
     Enrollment,
-    EnrollmentRole,
     Lesson,
     LessonState,
-    School,
     SchoolClass,
-    Term,
 )
 from tests.classrooms.matrix import ACCESS_CASES
 from tests.factories import (
@@ -31,6 +27,7 @@ from tests.factories import (
     Campus,
     LessonFactory,
     SchoolClassFactory,
+    grow_school,
     member,
     pupil_of,
     teacher_of,
@@ -423,57 +420,6 @@ HOME_QUERIES = {
 }
 
 
-def _grow(campus: Campus, *, classes: int, pupils: int, lessons: int) -> None:
-    """Add classes to school A, each taught by teacher_x, with pupil_x and `pupils` more pupils on
-    its roster and `lessons` lessons around now (one of them live), in bulk."""
-    school: School = campus.school_a
-    term = Term.objects.filter(school=school).first()
-    course = Course.objects.filter(school=school).first()
-    assert term is not None
-    assert course is not None
-    start = SchoolClass.objects.count()
-    new_classes = SchoolClass.objects.bulk_create(
-        SchoolClass(school=school, term=term, course=course, name=f"Grown {start + n}")
-        for n in range(classes)
-    )
-    first = User.objects.count()
-    new_pupils = User.objects.bulk_create(
-        User(email=f"grown{first + n}@school.test", given_name=f"Grown{first + n}")
-        for n in range(classes * pupils)
-    )
-    Membership.objects.bulk_create(
-        Membership(user=user, school=school, role=Role.PUPIL) for user in new_pupils
-    )
-    enrollments = []
-    for index, school_class in enumerate(new_classes):
-        roster = [
-            (campus.teacher_x, EnrollmentRole.TEACHER),
-            (campus.pupil_x, EnrollmentRole.PUPIL),
-        ]
-        roster += [
-            (user, EnrollmentRole.PUPIL)
-            for user in new_pupils[index * pupils : (index + 1) * pupils]
-        ]
-        enrollments += [
-            Enrollment(school=school, school_class=school_class, user=user, role=role)
-            for user, role in roster
-        ]
-    Enrollment.objects.bulk_create(enrollments)
-    now = campus.lesson_x.starts_at + timedelta(minutes=5)
-    Lesson.objects.bulk_create(
-        Lesson(
-            school=school,
-            school_class=school_class,
-            title=f"Grown lesson {n}",
-            starts_at=now + timedelta(minutes=30 * (n - lessons // 2)),
-            ends_at=now + timedelta(minutes=30 * (n - lessons // 2) + 25),
-            state=LessonState.LIVE if n == lessons // 2 else LessonState.SCHEDULED,
-        )
-        for school_class in new_classes
-        for n in range(lessons)
-    )
-
-
 def _viewer(campus: Campus, person: str) -> User:
     if person == "teacher_admin":
         Membership.objects.get_or_create(
@@ -496,10 +442,10 @@ def test_a_home_page_costs_a_fixed_number_of_queries_however_big_the_school(
 ):
     """Ten times more classes, pupils and lessons cost not one more query on any home page."""
     client = log_in(_viewer(campus, person))
-    _grow(campus, classes=2, pupils=3, lessons=3)
+    grow_school(campus, classes=2, pupils=3, lessons=3)
     with django_assert_num_queries(HOME_QUERIES[person]):
         small = client.get("/")
-    _grow(campus, classes=18, pupils=30, lessons=30)
+    grow_school(campus, classes=18, pupils=30, lessons=30)
     big = _count_queries(client, "/")
     assert big == HOME_QUERIES[person]
     # The new rows do show on the page: the count held because the page is built in bulk.

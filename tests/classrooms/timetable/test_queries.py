@@ -8,8 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from classrooms.timetable import services
-from tests.classrooms.timetable.conftest import grow
-from tests.factories import Campus
+from tests.factories import Campus, grow_school
 
 pytestmark = pytest.mark.django_db
 
@@ -59,10 +58,10 @@ def test_a_timetable_page_costs_a_fixed_number_of_queries_however_big_the_school
     client, path = _request(campus, page, client)
     services.calendar_feed_ensure(user=campus.pupil_x)
     services.calendar_feed_ensure(user=campus.teacher_x)
-    grow(campus, classes=2, pupils=3, lessons=3)
+    grow_school(campus, classes=2, pupils=3, lessons=3)
     with django_assert_num_queries(QUERIES[page]):
         small = client.get(path)
-    grow(campus, classes=20, pupils=30, lessons=30)
+    grow_school(campus, classes=20, pupils=30, lessons=30)
     big_queries, big_size = _count(client, path)
     assert big_queries == QUERIES[page]
     # The new rows do show: the count held because the page is built in bulk.
