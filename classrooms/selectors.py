@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import TypedDict, cast
 
 from django.db.models import Count, F, Prefetch, Q, QuerySet
@@ -29,6 +29,7 @@ from classrooms.models import (
     is_lesson_key,
 )
 from classrooms.querysets import LessonQuerySet, SchoolClassQuerySet
+from classrooms.weeks import by_day, local_span, monday_of
 
 
 def roles_by_school(user: User) -> dict[int, frozenset[str]]:
@@ -143,29 +144,21 @@ class Day:
 
 def week_bounds(*, school: School, now: datetime) -> tuple[date, datetime, datetime]:
     """Monday of the school's current week and that week's start and end as aware datetimes."""
-    tz = school.tzinfo
-    today = now.astimezone(tz).date()
-    monday = today - timedelta(days=today.weekday())
-    start = datetime.combine(monday, time.min, tzinfo=tz)
-    end = datetime.combine(monday + timedelta(days=7), time.min, tzinfo=tz)
+    monday = monday_of(now.astimezone(school.tzinfo).date())
+    start, end = local_span(school=school, first=monday, days=7)
     return monday, start, end
 
 
 def days_of_week(
     lessons: Iterable[Lesson], *, school: School, monday: date, today: date
 ) -> list[Day]:
-    """Group one week's lessons by day in the school's zone; weekend days appear only when they
-    hold a lesson."""
-    by_day: dict[date, list[Lesson]] = defaultdict(list)
-    for lesson in lessons:
-        by_day[lesson.starts_at.astimezone(school.tzinfo).date()].append(lesson)
-    days = []
-    for offset in range(7):
-        day = monday + timedelta(days=offset)
-        if day.weekday() >= 5 and not by_day[day]:
-            continue
-        days.append(Day(date=day, is_today=day == today, lessons=tuple(by_day[day])))
-    return days
+    """Group one week's lessons by day in the school's zone (see `weeks.by_day`)."""
+    return [
+        Day(date=day, is_today=day == today, lessons=tuple(day_lessons))
+        for day, day_lessons in by_day(
+            lessons, starts_at=lambda lesson: lesson.starts_at, school=school, monday=monday
+        )
+    ]
 
 
 def pupil_week(*, user: User, school: School, now: datetime) -> list[Day]:
@@ -308,10 +301,8 @@ def guardian_wards_today(*, user: User, school: School, now: datetime) -> list[W
         .select_related("pupil")
         .order_by("pupil__given_name")
     ]
-    tz = school.tzinfo
-    today = now.astimezone(tz).date()
-    start = datetime.combine(today, time.min, tzinfo=tz)
-    end = start + timedelta(days=1)
+    today = now.astimezone(school.tzinfo).date()
+    start, end = local_span(school=school, first=today, days=1)
     by_pupil: dict[int, list[Lesson]] = defaultdict(list)
     lessons = (
         Lesson.objects.filter(

@@ -7,7 +7,7 @@ guardian sees only the pupils linked to them, read-only, and 404 for any other p
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.models import User
 from classrooms.school_admin import invitations, selectors
 from classrooms.school_admin.views import request_user
+from classrooms.weeks import monday_of, week_asked
 
 # A week further than this from today is not a timetable anyone needs, and bounds the dates parsed.
 MAX_WEEKS_AWAY = 104
@@ -86,20 +87,6 @@ def children(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _week(raw: str | None, today: date) -> date:
-    """The Monday of the week asked for, or of this week when the date is missing or absurd."""
-    this_week = selectors.monday_of(today)
-    if not raw:
-        return this_week
-    try:
-        asked = selectors.monday_of(date.fromisoformat(raw))
-    except ValueError:
-        return this_week
-    if abs((asked - this_week).days) > MAX_WEEKS_AWAY * 7:
-        return this_week
-    return asked
-
-
 @require_GET
 @login_required
 def child_week(request: HttpRequest, school_id: int, pupil_id: int) -> HttpResponse:
@@ -109,7 +96,7 @@ def child_week(request: HttpRequest, school_id: int, pupil_id: int) -> HttpRespo
     school, pupil = link.school, link.pupil
     now = timezone.now()
     today = now.astimezone(school.tzinfo).date()
-    monday = _week(request.GET.get("week"), today)
+    monday = week_asked(request.GET.get("week"), today=today, max_days_away=MAX_WEEKS_AWAY * 7)
     ward: User = pupil
     return render(
         request,
@@ -121,7 +108,7 @@ def child_week(request: HttpRequest, school_id: int, pupil_id: int) -> HttpRespo
             "sunday": monday + timedelta(days=6),
             "previous_week": monday - timedelta(days=7),
             "next_week": monday + timedelta(days=7),
-            "is_this_week": monday == selectors.monday_of(today),
+            "is_this_week": monday == monday_of(today),
             "days": selectors.ward_week(school=school, pupil=ward, monday=monday, today=today),
             "now": now,
         },

@@ -44,6 +44,7 @@ from classrooms.models import (
     Term,
 )
 from classrooms.selectors import Day, days_of_week
+from classrooms.weeks import local_span
 
 PAGE_SIZE = 50
 # How many pupils or teachers the "add to the class" lists show before asking for a search.
@@ -496,18 +497,12 @@ def access_ward_for_guardian(*, user: User, school_id: int, pupil_id: int) -> Gu
         raise NotFound from None
 
 
-def monday_of(day: date) -> date:
-    return day - timedelta(days=day.weekday())
-
-
 def ward_week(*, school: School, pupil: User, monday: date, today: date) -> list[Day]:
     """A pupil's lessons in the week starting `monday`, by day, read-only (one query).
 
     Weekend days appear only when they hold a lesson, as on the pupil's own "my week".
     """
-    tz = school.tzinfo
-    start = datetime.combine(monday, time.min, tzinfo=tz)
-    end = datetime.combine(monday + timedelta(days=7), time.min, tzinfo=tz)
+    start, end = local_span(school=school, first=monday, days=7)
     lessons = (
         Lesson.objects.filter(
             school=school,

@@ -11,7 +11,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import TypedDict, cast
 
 from django.db.models import Exists, F, OuterRef, QuerySet
@@ -22,10 +22,8 @@ from classrooms.exceptions import NotFound
 from classrooms.models import Enrollment, EnrollmentRole, Lesson, School, SchoolClass
 from classrooms.selectors import lessons_for_user
 from classrooms.timetable.colors import CourseColors, course_colors
+from classrooms.weeks import by_day, local_span
 
-# How far from today the pages go: far enough for any school year, near enough that date
-# arithmetic never meets `date.max`.
-MAX_DAYS_AWAY = 3660
 # The feed carries a month of past lessons and half a year ahead.
 FEED_DAYS_BEFORE = 30
 FEED_DAYS_AFTER = 180
@@ -34,39 +32,6 @@ FEED_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43,64}")
 
 
 # --- Dates asked for in the URL -------------------------------------------------------------------
-
-
-def monday_of(day: date) -> date:
-    return day - timedelta(days=day.weekday())
-
-
-def day_asked(raw: str | None, *, today: date) -> date:
-    """The day a `?date=`/`?week=` parameter names, or today when it is missing, malformed or
-    absurdly far away."""
-    if not raw:
-        return today
-    try:
-        asked = date.fromisoformat(raw)
-    except ValueError:
-        return today
-    if abs((asked - today).days) > MAX_DAYS_AWAY:
-        return today
-    return asked
-
-
-def week_asked(raw: str | None, *, today: date) -> date:
-    """The Monday of the week a `?week=` parameter names: any day of a week stands for it."""
-    return monday_of(day_asked(raw, today=today))
-
-
-def local_span(*, school: School, first: date, days: int) -> tuple[datetime, datetime]:
-    """From midnight of `first` to midnight `days` later, in the school's zone (a day across a
-    daylight-saving change is 23 or 25 hours long)."""
-    tz = school.tzinfo
-    return (
-        datetime.combine(first, time.min, tzinfo=tz),
-        datetime.combine(first + timedelta(days=days), time.min, tzinfo=tz),
-    )
 
 
 # --- What the pages show --------------------------------------------------------------------------
@@ -136,18 +101,13 @@ def _colors(lesson: Lesson) -> CourseColors:
 def _days(
     entries: Iterable[Entry], *, school: School, monday: date, today: date
 ) -> tuple[TimetableDay, ...]:
-    """A week's entries by day in the school's zone. Weekend days appear only when they hold a
-    lesson, as on the home page; a lesson belongs to the day it starts."""
-    by_day: dict[date, list[Entry]] = defaultdict(list)
-    for entry in entries:
-        by_day[entry.lesson.starts_at.astimezone(school.tzinfo).date()].append(entry)
-    days = []
-    for offset in range(7):
-        day = monday + timedelta(days=offset)
-        if day.weekday() >= 5 and not by_day[day]:
-            continue
-        days.append(TimetableDay(date=day, is_today=day == today, entries=tuple(by_day[day])))
-    return tuple(days)
+    """A week's entries by the day they start on in the school's zone (see `weeks.by_day`)."""
+    return tuple(
+        TimetableDay(date=day, is_today=day == today, entries=tuple(day_entries))
+        for day, day_entries in by_day(
+            entries, starts_at=lambda entry: entry.lesson.starts_at, school=school, monday=monday
+        )
+    )
 
 
 def _joinable_today(lesson: Lesson, *, today: date, now: datetime) -> bool:

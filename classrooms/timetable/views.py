@@ -23,6 +23,7 @@ from accounts.models import CalendarFeed, User
 from classrooms import selectors as school_selectors
 from classrooms.models import Lesson
 from classrooms.timetable import feeds, selectors, services
+from classrooms.weeks import day_asked, monday_of, week_asked
 
 
 def _user(request: HttpRequest) -> User:
@@ -56,13 +57,13 @@ def my_week(request: HttpRequest) -> HttpResponse:
     # "This week" is the first school's: a person's schools share a region in practice.
     zone = schools[0].school.tzinfo if schools else timezone.get_current_timezone()
     today = now.astimezone(zone).date()
-    monday = selectors.week_asked(request.GET.get("week"), today=today)
+    monday = week_asked(request.GET.get("week"), today=today)
     weeks = selectors.user_week(user=user, schools=schools, monday=monday, now=now)
     context: dict[str, Any] = {
         "weeks": weeks,
         "other_schools": [item for item in schools if not item.has_lessons],
         "now": now,
-        **_week_nav(monday, selectors.monday_of(today)),
+        **_week_nav(monday, monday_of(today)),
     }
     if weeks:
         context.update(_feed_urls(request, services.calendar_feed_ensure(user=user)))
@@ -91,7 +92,7 @@ def class_week(request: HttpRequest, class_id: int) -> HttpResponse:
     school = school_class.school
     now = timezone.now()
     today = now.astimezone(school.tzinfo).date()
-    monday = selectors.week_asked(request.GET.get("week"), today=today)
+    monday = week_asked(request.GET.get("week"), today=today)
     on_roster = school_selectors.roster_role(user=user, school_class=school_class) is not None
     week = selectors.class_week(
         school_class=school_class, monday=monday, now=now, on_roster=on_roster
@@ -105,7 +106,7 @@ def class_week(request: HttpRequest, class_id: int) -> HttpResponse:
             "teachers": week.teachers,
             "days": week.days,
             "now": now,
-            **_week_nav(monday, selectors.monday_of(today)),
+            **_week_nav(monday, monday_of(today)),
         },
     )
 
@@ -116,7 +117,7 @@ def school_day(request: HttpRequest, school_id: int) -> HttpResponse:
     school = school_selectors.access_school_for_admin(user=_user(request), school_id=school_id)
     now = timezone.now()
     today = now.astimezone(school.tzinfo).date()
-    day = selectors.day_asked(request.GET.get("date"), today=today)
+    day = day_asked(request.GET.get("date"), today=today)
     entries = selectors.school_day(school=school, day=day)
     return render(
         request,
