@@ -32,9 +32,3 @@ def lesson_change_notify(lesson_id: int, kind: str) -> int:
 def roster_import_validate_task(roster_import_id: int) -> None:
     """Check an uploaded roster against its school (queued by `roster_import_create`)."""
     roster_services.roster_import_validate(roster_import_id=roster_import_id)
-
-
-@shared_task(name="classrooms.roster_import_apply")
-def roster_import_apply_task(roster_import_id: int, actor_id: int | None) -> None:
-    """Apply a validated roster in the background (a large school takes a while)."""
-    roster_services.roster_import_apply_by_id(roster_import_id=roster_import_id, actor_id=actor_id)

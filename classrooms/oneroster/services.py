@@ -204,13 +204,6 @@ def roster_import_bundle_report(
     return report
 
 
-def roster_import_apply_by_id(*, roster_import_id: int, actor_id: int | None) -> None:
-    """Apply from a Celery task: ids cross the queue, not rows."""
-    roster_import = RosterImport.objects.get(pk=roster_import_id)
-    actor = User.objects.filter(pk=actor_id).first() if actor_id is not None else None
-    roster_import_apply(roster_import=roster_import, actor=actor)
-
-
 @transaction.atomic
 def roster_export(*, school: School, actor: User | None) -> bytes:
     """The school's roster as a OneRoster 1.2 zip; the download is recorded in the audit log."""
