@@ -7,6 +7,7 @@ start-up with a message naming the variable, rather than running half-configured
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,20 @@ def required(name: str, *, debug: bool, why: str, default: str = "") -> str:
     if not debug:
         raise MissingSetting(name, why)
     return default
+
+
+def json_list(name: str) -> list[dict[str, Any]]:
+    """Read a JSON list of objects (e.g. ICE servers); empty when unset."""
+    raw = text(name)
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} is not valid JSON.") from None
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ImproperlyConfigured(f"{name} must be a JSON list of objects.")
+    return value
 
 
 def split_list(value: str) -> list[str]:

@@ -209,6 +209,16 @@ SPECTACULAR_SETTINGS = {
 # --- Homeroom -------------------------------------------------------------------------------------
 # The relay asks this class whether a user may join a lesson (media_relay.ports.LessonAccessPolicy).
 HOMEROOM_LESSON_ACCESS_POLICY = "classrooms.access.RosterLessonAccess"
+# The relay records attendance, grants, removals, chat and lesson ends through this class
+# (media_relay.ports.LessonRecorder).
+HOMEROOM_LESSON_RECORDER = "classrooms.live.recorder.LessonRecords"
+# STUN/TURN servers for browsers and the relay, as a JSON list of RTCIceServer dictionaries, e.g.
+# [{"urls": "turn:turn.example.org:3478", "username": "u", "credential": "c"}]. Empty: host
+# candidates only, which is enough on one network.
+HOMEROOM_ICE_SERVERS = env.json_list("HOMEROOM_ICE_SERVERS")
+# The relay refuses loopback, link-local and similar ICE candidates from the network; tests and a
+# demo on one machine may allow them.
+HOMEROOM_RELAY_ALLOW_LOOPBACK = env.flag("HOMEROOM_RELAY_ALLOW_LOOPBACK", default=DEBUG)
 # How long before its start a lesson's Join button goes live.
 HOMEROOM_JOIN_OPENS_MINUTES = 10
 # The largest OneRoster bundle (zip, or all its files together) an upload or import accepts.
