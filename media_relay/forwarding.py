@@ -1,24 +1,60 @@
 """A lesson's media: one peer connection per participant, encoded frames forwarded between them.
 
-INTERFACE DRAFT (owned by the forwarding work; the room codes against these signatures).
-
 Each participant has one `RTCPeerConnection` with the relay, and the browser is always the
 offerer. Its offer carries up to three sending transceivers (`mic`, `camera`, `screen`, named by
 the `sources` map) and any number of `recvonly` transceivers: its receive slots. A source that is
 forwarding is attached to one free slot of its kind on every other participant; frames flow from
-the publisher's receiver to those slots' senders without decoding.
+the publisher's receiver to those slots' senders without decoding: aiortc's sender only
+re-packetises an `av.Packet` it is given (see `media_relay.aiortc_internals` for the receive side).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal
 
-from aiortc import RTCIceServer
+import av
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import SessionDescription, candidate_from_sdp
+
+from media_relay.aiortc_internals import ReceiverTap, hook_keyframe_requests, tap_receiver
+
+logger = logging.getLogger(__name__)
 
 Source = Literal["mic", "camera", "screen"]
 PeerState = Literal["connected", "failed", "closed"]
+Kind = Literal["audio", "video"]
+
+SOURCE_KINDS: Mapping[Source, Kind] = {"mic": "audio", "camera": "video", "screen": "video"}
+CLOCK_RATES: Mapping[Kind, int] = {"audio": 48000, "video": 90000}
+# Spare receive slots per kind, so that a join rarely makes everyone renegotiate.
+SLOT_HEADROOM = 2
+# At most one keyframe request per publisher source in this window: every subscriber's PLI would
+# otherwise make the publisher send keyframes back to back.
+KEYFRAME_REQUEST_INTERVAL = 0.4
+# Frames a slot may hold for a slow subscriber (about two seconds) before it drops them.
+SLOT_QUEUE_FRAMES: Mapping[Kind, int] = {"audio": 100, "video": 60}
+# A peer connection not connected by then has failed: aiortc raises some errors (a bad DTLS
+# fingerprint, say) in a background task, after the answer, and then never changes state.
+CONNECT_TIMEOUT = 20.0
+_NOMINAL_FRAME_TICKS: Mapping[Kind, int] = {"audio": 960, "video": 3000}
 
 
 @dataclass(frozen=True)
@@ -30,7 +66,162 @@ class SlotTrack:
 
 
 class NegotiationError(Exception):
-    """An offer could not be answered; the participant's previous connection (if any) goes on."""
+    """An offer could not be answered: that participant's peer connection is closed, no other."""
+
+
+@dataclass
+class SourceStats:
+    """Counters of one publisher source."""
+
+    frames_received: int = 0
+    frames_forwarded: int = 0
+    keyframes_received: int = 0
+    keyframe_requests_sent: int = 0
+    subscriber_keyframe_requests: int = 0
+
+
+@dataclass
+class SlotStats:
+    """Counters of one subscriber receive slot."""
+
+    frames_sent: int = 0
+    frames_dropped: int = 0
+    first_frame_keyframe: list[bool] = field(default_factory=list)
+    """For each source the slot carried, in order: was its first frame sent a keyframe."""
+
+
+@dataclass(frozen=True)
+class ForwardingStats:
+    """A snapshot of the counters, keyed by (participant, source) and (participant, mid)."""
+
+    sources: Mapping[tuple[str, Source], SourceStats]
+    slots: Mapping[tuple[str, str], SlotStats]
+
+
+def is_vp8_keyframe(data: bytes) -> bool:
+    """A VP8 frame is a keyframe when bit 0 of its first byte (the inverse key frame flag) is 0."""
+    return bool(data) and data[0] & 0x01 == 0
+
+
+class ForwardedTrack(MediaStreamTrack):
+    """A receive slot's track: hands the slot's sender encoded frames as `av.Packet`s.
+
+    The slot keeps one RTP timeline (and, in the sender, one SSRC) whoever it carries: when its
+    source changes, timestamps are rebased to continue from the last frame sent.
+    """
+
+    def __init__(self, kind: Kind) -> None:
+        super().__init__()
+        self.kind = kind
+        self._kind: Kind = kind
+        self.stats = SlotStats()
+        self._limit = SLOT_QUEUE_FRAMES[kind]
+        self._time_base = Fraction(1, CLOCK_RATES[kind])
+        self._queue: deque[av.Packet[Any]] = deque()
+        self._ready = asyncio.Event()
+        self._awaiting_keyframe = False
+        self._offset: int | None = None
+        self._last_pts: int | None = None
+        self._last_push = 0.0
+
+    def start_source(self) -> None:
+        """Carry a new source: rebase its timestamps, hold video until its next keyframe."""
+        self.stop_source()
+        self._awaiting_keyframe = self._kind == "video"
+        self.stats.first_frame_keyframe.append(False)
+
+    def stop_source(self) -> None:
+        """Carry nothing: what is queued is never sent."""
+        self.stats.frames_dropped += len(self._queue)
+        self._queue.clear()
+        self._offset = None
+
+    def push(self, data: bytes, timestamp: int, keyframe: bool) -> bool:
+        """Queue one frame; return True when the slot needs a keyframe from the publisher."""
+        if self._awaiting_keyframe and not keyframe:
+            self.stats.frames_dropped += 1
+            return True
+        if len(self._queue) >= self._limit:
+            # A subscriber this far behind gets a fresh start rather than an ever longer queue.
+            self.stats.frames_dropped += len(self._queue)
+            self._queue.clear()
+            if self._kind == "video" and not keyframe:
+                self._awaiting_keyframe = True
+                self.stats.frames_dropped += 1
+                return True
+        if self._offset is None:
+            self._rebase(timestamp)
+            if self.stats.first_frame_keyframe:
+                self.stats.first_frame_keyframe[-1] = keyframe
+        self._awaiting_keyframe = False
+        packet = av.Packet(data)
+        packet.pts = timestamp + (self._offset or 0)
+        packet.time_base = self._time_base
+        self._last_pts = packet.pts
+        self._last_push = time.monotonic()
+        self._queue.append(packet)
+        self._ready.set()
+        return False
+
+    def _rebase(self, timestamp: int) -> None:
+        if self._last_pts is None:
+            self._offset = -timestamp
+            return
+        elapsed = round((time.monotonic() - self._last_push) * CLOCK_RATES[self._kind])
+        self._offset = self._last_pts + max(elapsed, _NOMINAL_FRAME_TICKS[self._kind]) - timestamp
+
+    async def recv(self) -> av.Packet[Any]:
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._ready.clear()
+            await self._ready.wait()
+        self.stats.frames_sent += 1
+        return self._queue.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        self._queue.clear()
+        self._ready.set()
+
+
+@dataclass(eq=False)
+class _Publication:
+    """One source a participant sends to the relay."""
+
+    participant: str
+    source: Source
+    tap: ReceiverTap | None = None
+    subscribers: set[_Slot] = field(default_factory=set)
+    stats: SourceStats = field(default_factory=SourceStats)
+    last_keyframe_request: float = float("-inf")
+    keyframe_request_pending: bool = False
+
+    @property
+    def kind(self) -> Kind:
+        return SOURCE_KINDS[self.source]
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One receive slot of a subscriber: its sender's track and what it carries."""
+
+    mid: str
+    kind: Kind
+    track: ForwardedTrack
+    carries: _Publication | None = None
+
+
+@dataclass(eq=False)
+class _Peer:
+    participant: str
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pc: RTCPeerConnection | None = None
+    # Mid -> role of each transceiver already created, in offer order.
+    roles: dict[str, Source | Kind | None] = field(default_factory=dict)
+    slots: dict[str, _Slot] = field(default_factory=dict)
+    connected_reported: bool = False
+    ended: bool = False
 
 
 class LessonForwarder:
@@ -38,9 +229,10 @@ class LessonForwarder:
 
     Callbacks are plain functions called from the event loop; they must not block:
     - `on_peer_state(participant, state)`: the participant's peer connection reached
-      `connected`, or ended (`failed` or `closed`, reported once).
+      `connected`, or ended (`failed` or `closed`, reported once per peer connection).
     - `on_tracks(participant, mids)`: the full map of that participant's receive slots
-      (mid -> SlotTrack, or None when free), after every change.
+      (mid -> SlotTrack, or None when free), after every change (for a new offer, before
+      `negotiate` returns).
     - `on_slots_wanted(participant, audio, video)`: that participant needs this many receive slots
       of each kind in all; the room relays it as a `slots` message.
     """
@@ -52,8 +244,26 @@ class LessonForwarder:
         on_peer_state: Callable[[str, PeerState], None],
         on_tracks: Callable[[str, Mapping[str, SlotTrack | None]], None],
         on_slots_wanted: Callable[[str, int, int], None],
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
-        raise NotImplementedError
+        # Max-bundle: every transceiver on the first one's transport from the start. With aiortc's
+        # default (balanced), transceivers added before the offer is applied keep a per-kind
+        # transport that applying the offer's BUNDLE group then stops, and their media never flows.
+        self._configuration = RTCConfiguration(
+            iceServers=list(ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+        )
+        self._on_peer_state = on_peer_state
+        self._on_tracks = on_tracks
+        self._on_slots_wanted = on_slots_wanted
+        self._connect_timeout = connect_timeout
+        self._peers: dict[str, _Peer] = {}
+        self._publications: dict[tuple[str, Source], _Publication] = {}
+        self._forwarding: set[tuple[str, Source]] = set()
+        self._slots_wanted_sent: dict[str, tuple[int, int]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # Negotiation
 
     async def negotiate(
         self, participant: str, offer_sdp: str, sources: Mapping[str, Source]
@@ -62,18 +272,144 @@ class LessonForwarder:
 
         The first offer creates the participant's peer connection; a later one renegotiates it (new
         receive slots); an offer after the connection ended replaces it. Only VP8 and Opus are
-        negotiated. Raises NegotiationError on any failure (aiortc's exceptions included); the
-        lesson goes on for everyone else.
+        negotiated. Raises NegotiationError on any failure (aiortc's exceptions included): that
+        participant's peer connection is closed, the lesson goes on for everyone else.
         """
-        raise NotImplementedError
+        if self._closed:
+            raise NegotiationError("the lesson's relay is closed")
+        peer = self._peers.setdefault(participant, _Peer(participant))
+        async with peer.lock:
+            pc = peer.pc
+            if pc is None or peer.ended:
+                await self._end_peer(peer, None)
+                pc = self._start_peer(peer)
+                self._spawn(self._fail_unless_connected(peer, pc))
+            try:
+                answer = await self._answer(peer, pc, offer_sdp, sources)
+            except Exception as exc:
+                logger.info("offer of %s failed: %r", participant, exc)
+                await self._end_peer(peer, "failed")
+                raise NegotiationError(str(exc) or type(exc).__name__) from exc
+        self._slots_wanted_sent.pop(participant, None)
+        self._rebalance()
+        # The room maps the offer's new slots for the client even when nothing moved.
+        self._on_tracks(participant, self._track_map(peer))
+        return answer
+
+    async def _fail_unless_connected(self, peer: _Peer, pc: RTCPeerConnection) -> None:
+        await asyncio.sleep(self._connect_timeout)
+        if peer.pc is pc and not peer.connected_reported:
+            await self._end_peer(peer, "failed")
+
+    def _start_peer(self, peer: _Peer) -> RTCPeerConnection:
+        pc = RTCPeerConnection(self._configuration)
+        peer.pc = pc
+        peer.roles = {}
+        peer.slots = {}
+        peer.connected_reported = False
+        peer.ended = False
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if peer.pc is not pc or peer.ended:
+                return
+            if pc.connectionState == "connected" and not peer.connected_reported:
+                peer.connected_reported = True
+                self._on_peer_state(peer.participant, "connected")
+            elif pc.connectionState == "failed":
+                self._spawn(self._end_peer(peer, "failed"))
+            elif pc.connectionState == "closed":
+                self._spawn(self._end_peer(peer, "closed"))
+
+        return pc
+
+    async def _answer(
+        self, peer: _Peer, pc: RTCPeerConnection, offer_sdp: str, sources: Mapping[str, Source]
+    ) -> str:
+        offer = SessionDescription.parse(offer_sdp)
+        expected: dict[RTCRtpTransceiver, str] = {}
+        for media in offer.media:
+            mid = media.rtp.muxId
+            kind: Kind
+            if media.kind == "audio":
+                kind = "audio"
+            elif media.kind == "video":
+                kind = "video"
+            else:
+                raise ValueError(f"media section {mid!r} is not audio or video")
+            if mid is None:
+                raise ValueError("a media section has no mid")
+            if mid in peer.roles:
+                continue
+            expected[self._add_transceiver(peer, pc, mid, kind, media.direction, sources)] = mid
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for transceiver, mid in expected.items():
+            # aiortc gives each new m-line the first unused transceiver of its kind, in order.
+            if transceiver.mid != mid:
+                raise ValueError(f"transceiver for {mid!r} got {transceiver.mid!r}")
+        await pc.setLocalDescription(await pc.createAnswer())
+        return pc.localDescription.sdp
+
+    def _add_transceiver(
+        self,
+        peer: _Peer,
+        pc: RTCPeerConnection,
+        mid: str,
+        kind: Kind,
+        direction: str | None,
+        sources: Mapping[str, Source],
+    ) -> RTCRtpTransceiver:
+        source = sources.get(mid)
+        if source is not None and SOURCE_KINDS[source] != kind:
+            raise ValueError(f"mid {mid!r} is {kind}, not a {source}")
+        if source is not None and direction in ("sendonly", "sendrecv"):
+            transceiver = pc.addTransceiver(kind, direction="recvonly")
+            publication = self._publication(peer.participant, source)
+            publication.tap = tap_receiver(
+                transceiver.receiver,
+                kind,
+                lambda _mime, data, ts: self._on_frame(publication, data, ts),
+            )
+            peer.roles[mid] = source
+        elif source is None and direction == "recvonly":
+            track = ForwardedTrack(kind)
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            peer.slots[mid] = _Slot(mid, kind, track)
+            hook_keyframe_requests(
+                transceiver.sender, lambda: self._on_subscriber_keyframe_request(peer, mid)
+            )
+            peer.roles[mid] = kind
+        else:
+            transceiver = pc.addTransceiver(kind, direction="inactive")
+            peer.roles[mid] = None
+        transceiver.setCodecPreferences(_pinned_codecs(kind))
+        return transceiver
 
     async def add_candidate(self, participant: str, candidate: str, sdp_mid: str) -> None:
         """Add a trickled remote ICE candidate (already checked by the SDP gate)."""
-        raise NotImplementedError
+        peer = self._peers.get(participant)
+        if peer is None or peer.pc is None or peer.ended:
+            raise NegotiationError(f"{participant} has no peer connection")
+        try:
+            ice_candidate = candidate_from_sdp(candidate.removeprefix("candidate:"))
+            ice_candidate.sdpMid = sdp_mid
+            await peer.pc.addIceCandidate(ice_candidate)
+        except Exception as exc:
+            raise NegotiationError(f"bad candidate: {exc!r}") from exc
+
+    # Forwarding decisions
 
     def slots_wanted(self, participant: str) -> tuple[int, int]:
         """How many (audio, video) receive slots the participant should offer now."""
-        raise NotImplementedError
+        audio = video = SLOT_HEADROOM
+        for publisher, source in self._forwarding:
+            if publisher == participant:
+                continue
+            if SOURCE_KINDS[source] == "audio":
+                audio += 1
+            else:
+                video += 1
+        return audio, video
 
     def set_forwarding(self, participant: str, source: Source, on: bool) -> None:
         """Start or stop forwarding a participant's source to everyone else.
@@ -82,12 +418,206 @@ class LessonForwarder:
         relay when `on` is False (frames already queued for subscribers are dropped too). When on,
         the source gets a slot on every other participant and a keyframe is requested for video.
         """
-        raise NotImplementedError
+        key = (participant, source)
+        if on:
+            self._forwarding.add(key)
+        else:
+            self._forwarding.discard(key)
+        self._rebalance()
+
+    def _publication(self, participant: str, source: Source) -> _Publication:
+        key = (participant, source)
+        if key not in self._publications:
+            self._publications[key] = _Publication(participant, source)
+        return self._publications[key]
+
+    def _is_live(self, publication: _Publication) -> bool:
+        peer = self._peers.get(publication.participant)
+        return (
+            (publication.participant, publication.source) in self._forwarding
+            and publication.tap is not None
+            and peer is not None
+            and not peer.ended
+        )
+
+    def _rebalance(self) -> None:
+        """Bring every slot in line with what is forwarding; report what changed."""
+        changed: set[str] = set()
+        for peer in self._peers.values():
+            for slot in peer.slots.values():
+                if slot.carries is not None and not self._is_live(slot.carries):
+                    self._detach(slot)
+                    changed.add(peer.participant)
+        wanted: set[str] = set()
+        for publication in self._publications.values():
+            if not self._is_live(publication):
+                continue
+            carried_by = {
+                p.participant
+                for p in self._peers.values()
+                if any(slot.carries is publication for slot in p.slots.values())
+            }
+            for peer in self._peers.values():
+                if peer.participant in carried_by or peer.participant == publication.participant:
+                    continue
+                if peer.ended or peer.pc is None:
+                    continue
+                free = next(
+                    (
+                        s
+                        for s in peer.slots.values()
+                        if s.kind == publication.kind and s.carries is None
+                    ),
+                    None,
+                )
+                if free is None:
+                    wanted.add(peer.participant)
+                    continue
+                self._attach(free, publication)
+                changed.add(peer.participant)
+        for participant in changed:
+            self._on_tracks(participant, self._track_map(self._peers[participant]))
+        for participant in wanted:
+            want = self.slots_wanted(participant)
+            if self._slots_wanted_sent.get(participant) != want:
+                self._slots_wanted_sent[participant] = want
+                self._on_slots_wanted(participant, *want)
+
+    def _attach(self, slot: _Slot, publication: _Publication) -> None:
+        slot.carries = publication
+        slot.track.start_source()
+        publication.subscribers.add(slot)
+        if publication.kind == "video":
+            self._request_keyframe(publication)
+
+    def _detach(self, slot: _Slot) -> None:
+        if slot.carries is not None:
+            slot.carries.subscribers.discard(slot)
+        slot.carries = None
+        slot.track.stop_source()
+
+    @staticmethod
+    def _track_map(peer: _Peer) -> dict[str, SlotTrack | None]:
+        return {
+            mid: None
+            if slot.carries is None
+            else SlotTrack(slot.carries.participant, slot.carries.source)
+            for mid, slot in peer.slots.items()
+        }
+
+    # Media
+
+    def _on_frame(self, publication: _Publication, data: bytes, timestamp: int) -> None:
+        """A publisher's complete encoded frame, on the event loop: queue it for each subscriber."""
+        publication.stats.frames_received += 1
+        keyframe = publication.kind == "audio" or is_vp8_keyframe(data)
+        if keyframe and publication.kind == "video":
+            publication.stats.keyframes_received += 1
+        if not self._is_live(publication):
+            return
+        needs_keyframe = False
+        for slot in publication.subscribers:
+            needs_keyframe |= slot.track.push(data, timestamp, keyframe)
+            publication.stats.frames_forwarded += 1
+        if needs_keyframe:
+            self._request_keyframe(publication)
+
+    def _on_subscriber_keyframe_request(self, peer: _Peer, mid: str) -> None:
+        slot = peer.slots.get(mid)
+        if slot is None or slot.carries is None:
+            return
+        slot.carries.stats.subscriber_keyframe_requests += 1
+        self._request_keyframe(slot.carries)
+
+    def _request_keyframe(self, publication: _Publication) -> None:
+        """Ask the publisher for a keyframe, at most once per interval (later ones coalesce)."""
+        if publication.kind != "video" or publication.keyframe_request_pending:
+            return
+        wait = publication.last_keyframe_request + KEYFRAME_REQUEST_INTERVAL - time.monotonic()
+        publication.keyframe_request_pending = True
+        self._spawn(self._send_keyframe_request(publication, max(wait, 0.0)))
+
+    async def _send_keyframe_request(self, publication: _Publication, delay: float) -> None:
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+            publication.last_keyframe_request = time.monotonic()
+            if publication.tap is not None and await publication.tap.request_keyframe():
+                publication.stats.keyframe_requests_sent += 1
+        finally:
+            publication.keyframe_request_pending = False
+
+    # Ending
 
     async def remove(self, participant: str) -> None:
         """Close the participant's peer connection and free their sources' slots everywhere."""
-        raise NotImplementedError
+        peer = self._peers.pop(participant, None)
+        self._forwarding = {key for key in self._forwarding if key[0] != participant}
+        for source in list(SOURCE_KINDS):
+            self._publications.pop((participant, source), None)
+        self._slots_wanted_sent.pop(participant, None)
+        if peer is not None:
+            await self._end_peer(peer, "closed")
+        self._rebalance()
 
     async def close(self) -> None:
         """Close every peer connection. Idempotent."""
-        raise NotImplementedError
+        if self._closed:
+            return
+        self._closed = True
+        for participant in list(self._peers):
+            await self.remove(participant)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _end_peer(self, peer: _Peer, state: PeerState | None) -> None:
+        """Close the peer's connection once; report `state` for it unless None."""
+        pc = peer.pc
+        if pc is None or peer.ended:
+            return
+        peer.ended = True
+        for source in SOURCE_KINDS:
+            publication = self._publications.get((peer.participant, source))
+            if publication is not None:
+                publication.tap = None
+        for slot in peer.slots.values():
+            self._detach(slot)
+            slot.track.stop()
+        if state is not None:
+            self._on_peer_state(peer.participant, state)
+        with contextlib.suppress(Exception):
+            await pc.close()
+        self._rebalance()
+
+    def stats(self) -> ForwardingStats:
+        """Counters for tests and benchmarks (copies: later traffic does not change them)."""
+        return ForwardingStats(
+            sources={
+                key: SourceStats(**vars(publication.stats))
+                for key, publication in self._publications.items()
+            },
+            slots={
+                (peer.participant, mid): SlotStats(
+                    frames_sent=slot.track.stats.frames_sent,
+                    frames_dropped=slot.track.stats.frames_dropped,
+                    first_frame_keyframe=list(slot.track.stats.first_frame_keyframe),
+                )
+                for peer in self._peers.values()
+                for mid, slot in peer.slots.items()
+            },
+        )
+
+    def _spawn(self, coroutine: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _pinned_codecs(kind: Kind) -> list[RTCRtpCodecCapability]:
+    wanted = {"audio": ("audio/opus",), "video": ("video/vp8", "video/rtx")}[kind]
+    return [
+        codec
+        for codec in RTCRtpSender.getCapabilities(kind).codecs
+        if codec.mimeType.lower() in wanted
+    ]

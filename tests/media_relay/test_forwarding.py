@@ -1,0 +1,292 @@
+"""The lesson forwarder, with synthetic aiortc participants connected over this machine's network.
+
+Each participant offers like the class page; the forwarder answers and forwards encoded frames
+between them. What a subscriber decodes proves that what it got is valid VP8 and Opus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import pytest_asyncio
+
+from media_relay.forwarding import (
+    CONNECT_TIMEOUT,
+    KEYFRAME_REQUEST_INTERVAL,
+    ForwardedTrack,
+    NegotiationError,
+)
+from tests.media_relay.peers import RecordedCallbacks, SyntheticParticipant, wait_for
+
+
+class Lesson:
+    """A forwarder, its recorded callbacks, and the synthetic participants that joined it."""
+
+    def __init__(self, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        self.callbacks = RecordedCallbacks()
+        self.forwarder = self.callbacks.forwarder(connect_timeout=connect_timeout)
+        self.participants: dict[str, SyntheticParticipant] = {}
+
+    async def join(self, name: str, *forwarding: str, **options: int) -> SyntheticParticipant:
+        """A participant joins; its listed sources (mic, camera) are forwarded."""
+        for source in forwarding:
+            self.forwarder.set_forwarding(name, source, True)  # type: ignore[arg-type]
+        participant = SyntheticParticipant(name, **options)  # type: ignore[arg-type]
+        self.participants[name] = participant
+        await participant.join(self.forwarder)
+        return participant
+
+    def mid(self, subscriber: str, publisher: str, source: str) -> str:
+        mid = self.callbacks.mid_carrying(subscriber, publisher, source)
+        assert mid is not None, f"{subscriber} has no slot with {publisher}'s {source}"
+        return mid
+
+    def decoded(self, subscriber: str, publisher: str, source: str) -> Callable[[], int]:
+        """How many frames of the publisher's source the subscriber has decoded so far."""
+        reception = self.participants[subscriber].reception(self.mid(subscriber, publisher, source))
+        return lambda: reception.decoded_frames
+
+    async def close(self) -> None:
+        for participant in self.participants.values():
+            await participant.close()
+        await self.forwarder.close()
+
+
+@pytest_asyncio.fixture
+async def lesson() -> AsyncIterator[Lesson]:
+    lesson = Lesson()
+    yield lesson
+    await lesson.close()
+
+
+async def _flowing(counter: Callable[[], int], frames: int = 3) -> None:
+    start = counter()
+    await wait_for(lambda: counter() >= start + frames)
+
+
+@pytest.mark.asyncio
+async def test_a_participants_camera_and_microphone_reach_everyone_else(lesson):
+    await lesson.join("a", "mic", "camera")
+    await lesson.join("b")
+    await lesson.join("c")
+    for subscriber in ("b", "c"):
+        await _flowing(lesson.decoded(subscriber, "a", "camera"))
+        await _flowing(lesson.decoded(subscriber, "a", "mic"))
+    assert all(track is None for track in lesson.callbacks.tracks["a"].values())
+    assert ("a", "connected") in lesson.callbacks.peer_states
+    stats = lesson.forwarder.stats()
+    assert stats.sources[("a", "camera")].frames_forwarded > 0
+    assert stats.sources[("a", "mic")].frames_forwarded > 0
+
+
+@pytest.mark.asyncio
+async def test_each_peer_connection_is_reported_connected_once(lesson):
+    await lesson.join("a", "mic")
+    await lesson.join("b")
+    await _flowing(lesson.decoded("b", "a", "mic"))
+    await asyncio.sleep(0.2)
+    assert sorted(lesson.callbacks.peer_states) == [("a", "connected"), ("b", "connected")]
+
+
+@pytest.mark.asyncio
+async def test_the_answer_negotiates_only_vp8_and_opus(lesson):
+    participant = SyntheticParticipant("a")
+    lesson.participants["a"] = participant
+    sdp, sources = await participant.offer()
+    assert "H264" in sdp
+    answer = await lesson.forwarder.negotiate("a", sdp, sources)
+    codecs = {line.split()[1].split("/")[0] for line in answer.splitlines() if "rtpmap" in line}
+    assert codecs == {"opus", "VP8", "rtx"}
+
+
+@pytest.mark.asyncio
+async def test_a_new_subscriber_gets_a_keyframe_first(lesson):
+    """Joining asks the publisher for a keyframe, and the subscriber's first frame is one."""
+    a = await lesson.join("a", "camera")
+    await lesson.join("b")
+    await _flowing(lesson.decoded("b", "a", "camera"))
+    await asyncio.sleep(KEYFRAME_REQUEST_INTERVAL)
+    requests_before = a.keyframe_requests
+    c = await lesson.join("c")
+    await _flowing(lesson.decoded("c", "a", "camera"))
+    assert c.reception(lesson.mid("c", "a", "camera")).first_frame_keyframe is True
+    assert a.keyframe_requests > requests_before
+    assert lesson.forwarder.stats().slots[
+        ("c", lesson.mid("c", "a", "camera"))
+    ].first_frame_keyframe == [True]
+
+
+@pytest.mark.asyncio
+async def test_subscriber_picture_loss_reaches_the_publisher_rate_limited(lesson):
+    a = await lesson.join("a", "camera")
+    b = await lesson.join("b")
+    mid = lesson.mid("b", "a", "camera")
+    await _flowing(lesson.decoded("b", "a", "camera"))
+    await asyncio.sleep(KEYFRAME_REQUEST_INTERVAL)
+    before = a.keyframe_requests
+    sent_before = lesson.forwarder.stats().sources[("a", "camera")].keyframe_requests_sent
+    started = time.monotonic()
+    for _ in range(20):
+        assert await b.report_picture_loss(mid)
+        await asyncio.sleep(0.05)
+    elapsed = time.monotonic() - started
+    await asyncio.sleep(KEYFRAME_REQUEST_INTERVAL + 0.1)
+    sent = lesson.forwarder.stats().sources[("a", "camera")].keyframe_requests_sent - sent_before
+    # One request at once, then at most one per interval (however slow this machine ran).
+    assert 2 <= sent <= 2 + elapsed / KEYFRAME_REQUEST_INTERVAL
+    assert a.keyframe_requests - before >= sent
+    assert lesson.forwarder.stats().sources[("a", "camera")].subscriber_keyframe_requests == 20
+
+
+@pytest.mark.asyncio
+async def test_switching_a_source_off_stops_its_packets_and_on_again_restarts_them(lesson):
+    a = await lesson.join("a", "mic", "camera")
+    b = await lesson.join("b")
+    video, audio = lesson.mid("b", "a", "camera"), lesson.mid("b", "a", "mic")
+    await _flowing(lesson.decoded("b", "a", "camera"))
+    await _flowing(lesson.decoded("b", "a", "mic"))
+
+    lesson.forwarder.set_forwarding("a", "camera", False)
+    lesson.forwarder.set_forwarding("a", "mic", False)
+    assert lesson.callbacks.tracks["b"][video] is None
+    assert lesson.callbacks.tracks["b"][audio] is None
+    await asyncio.sleep(0.5)
+    stopped = (await b.packets_received(video), await b.packets_received(audio))
+    received = lesson.forwarder.stats().sources[("a", "camera")].frames_received
+    await asyncio.sleep(1)
+    assert (await b.packets_received(video), await b.packets_received(audio)) == stopped
+    # Not for want of media: the publisher went on sending.
+    assert lesson.forwarder.stats().sources[("a", "camera")].frames_received > received + 10
+    assert a.pc.connectionState == "connected"
+
+    lesson.forwarder.set_forwarding("a", "camera", True)
+    lesson.forwarder.set_forwarding("a", "mic", True)
+    await _flowing(lesson.decoded("b", "a", "camera"))
+    await _flowing(lesson.decoded("b", "a", "mic"))
+    assert await b.packets_received(video) > stopped[0]
+
+
+@pytest.mark.asyncio
+async def test_a_freed_slot_carries_the_next_source_on_the_same_timeline(lesson):
+    await lesson.join("a", "camera")
+    b = await lesson.join("b", video_slots=1, audio_slots=0)
+    mid = lesson.mid("b", "a", "camera")
+    await _flowing(lesson.decoded("b", "a", "camera"))
+    lesson.forwarder.set_forwarding("a", "camera", False)
+    await lesson.join("c", "camera")
+    assert lesson.mid("b", "c", "camera") == mid
+    await _flowing(lesson.decoded("b", "c", "camera"))
+    assert lesson.forwarder.stats().slots[("b", mid)].first_frame_keyframe == [True, True]
+    assert b.reception(mid).decoded_frames >= b.reception(mid).encoded_frames - 1
+
+
+@pytest.mark.asyncio
+async def test_a_subscriber_short_of_slots_is_asked_for_more_and_gets_the_source(lesson):
+    await lesson.join("a", "camera")
+    b = await lesson.join("b", video_slots=1)
+    await lesson.join("c", "camera")
+    assert lesson.callbacks.slots_wanted[-1] == ("b", *lesson.forwarder.slots_wanted("b"))
+    assert lesson.forwarder.slots_wanted("b") == (2, 4)
+    assert lesson.callbacks.mid_carrying("b", "c", "camera") is None
+
+    b.add_slots(audio=0, video=1)
+    await b.join(lesson.forwarder)
+    await _flowing(lesson.decoded("b", "c", "camera"))
+    await _flowing(lesson.decoded("b", "a", "camera"))
+
+
+@pytest.mark.asyncio
+async def test_an_offer_aiortc_rejects_fails_that_participant_only(lesson):
+    await lesson.join("a", "mic", "camera")
+    b = await lesson.join("b")
+    await lesson.join("c", "camera")
+    with pytest.raises(NegotiationError):
+        await lesson.forwarder.negotiate("d", "v=0\r\nm=video nonsense\r\n", {})
+    sdp, sources = await b.offer()
+    with pytest.raises(NegotiationError):
+        await lesson.forwarder.negotiate("b", sdp.replace("VP8/90000", "VP9/90000"), sources)
+    assert ("b", "failed") in lesson.callbacks.peer_states
+    assert lesson.callbacks.mid_carrying("c", "b", "camera") is None
+    await _flowing(lesson.decoded("c", "a", "camera"))
+    await _flowing(lesson.decoded("c", "a", "mic"))
+
+
+@pytest.mark.asyncio
+async def test_a_peer_that_never_connects_is_reported_failed():
+    """aiortc fails some offers (here: no DTLS fingerprint) after answering, in the background."""
+    lesson = Lesson(connect_timeout=1.0)
+    try:
+        participant = SyntheticParticipant("a")
+        lesson.participants["a"] = participant
+        sdp, sources = await participant.offer()
+        without_fingerprint = "\r\n".join(
+            line for line in sdp.split("\r\n") if not line.startswith("a=fingerprint")
+        )
+        await lesson.forwarder.negotiate("a", without_fingerprint, sources)
+        await wait_for(lambda: ("a", "failed") in lesson.callbacks.peer_states, within=3)
+        assert ("a", "connected") not in lesson.callbacks.peer_states
+    finally:
+        await lesson.close()
+
+
+@pytest.mark.asyncio
+async def test_removing_a_participant_closes_its_peer_and_frees_its_slots(lesson):
+    a = await lesson.join("a", "mic", "camera")
+    await lesson.join("b")
+    await lesson.join("c", "camera")
+    await _flowing(lesson.decoded("b", "a", "camera"))
+    await lesson.forwarder.remove("a")
+    assert ("a", "closed") in lesson.callbacks.peer_states
+    for subscriber in ("b", "c"):
+        carried = lesson.callbacks.tracks[subscriber].values()
+        assert all(track is None or track[0] != "a" for track in carried)
+    assert not any(key[0] == "a" for key in lesson.forwarder.stats().slots)
+    assert lesson.forwarder.slots_wanted("b") == (2, 3)
+    await wait_for(lambda: a.pc.connectionState in ("closed", "failed"), within=3)
+    await _flowing(lesson.decoded("b", "c", "camera"))
+
+
+def test_slots_wanted_counts_what_others_forward_plus_headroom():
+    """It works before the participant has negotiated (the hello message needs it)."""
+    forwarder = RecordedCallbacks().forwarder()
+    forwarder.set_forwarding("a", "mic", True)
+    forwarder.set_forwarding("a", "camera", True)
+    forwarder.set_forwarding("b", "screen", True)
+    forwarder.set_forwarding("b", "mic", False)
+    assert forwarder.slots_wanted("newcomer") == (3, 4)
+    assert forwarder.slots_wanted("a") == (2, 3)
+
+
+@pytest.mark.asyncio
+async def test_a_slow_subscribers_slot_drops_to_the_next_keyframe_instead_of_growing():
+    track = ForwardedTrack("video")
+    track.start_source()
+    assert track.push(b"\x11delta", 0, keyframe=False) is True  # held until a keyframe
+    assert track.push(b"\x10key", 3000, keyframe=True) is False
+    for index in range(2, 61):
+        assert track.push(b"\x11delta", 3000 * index, keyframe=False) is False
+    # The subscriber read nothing: two seconds of video are queued, and the slot starts over.
+    assert track.push(b"\x11late", 3000 * 61, keyframe=False) is True
+    assert track.push(b"\x11later", 3000 * 62, keyframe=False) is True
+    assert track.push(b"\x10fresh", 3000 * 63, keyframe=True) is False
+    assert bytes(await track.recv()) == b"\x10fresh"
+    assert track.stats.frames_dropped == 1 + 60 + 2
+
+
+@pytest.mark.asyncio
+async def test_a_slot_keeps_one_timeline_when_its_source_changes():
+    """The subscriber sees one stream whose timestamps go on rising, whoever it carries."""
+    track = ForwardedTrack("audio")
+    track.start_source()
+    track.push(b"a", 480_000, keyframe=True)
+    track.push(b"b", 480_960, keyframe=True)
+    assert [(await track.recv()).pts for _ in range(2)] == [0, 960]
+    track.start_source()
+    track.push(b"c", 7, keyframe=True)
+    track.push(b"d", 7 + 960, keyframe=True)
+    first, second = [(await track.recv()).pts or 0 for _ in range(2)]
+    assert first >= 960 + 960
+    assert second == first + 960
