@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("classrooms.scheduling.urls")),
     path("", include("classrooms.notifications.urls")),
     path("", include("classrooms.timetable.urls")),
+    path("", include("classrooms.live.urls")),
 ]

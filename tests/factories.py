@@ -27,11 +27,13 @@ from factory.django import DjangoModelFactory, Password
 
 from accounts.models import Guardianship, Membership, Role, User
 from classrooms.models import (
+    ChatMessage,
     Course,
     Enrollment,
     EnrollmentRole,
     Lesson,
     LessonState,
+    PresenceInterval,
     School,
     SchoolClass,
     Term,
@@ -117,6 +119,28 @@ class LessonFactory(DjangoModelFactory[Lesson]):
     starts_at = LazyFunction(lambda: timezone.now() + timedelta(days=1))
     ends_at = LazyAttribute(lambda lesson: lesson.starts_at + timedelta(minutes=55))
     state = LessonState.SCHEDULED
+
+
+class PresenceIntervalFactory(DjangoModelFactory[PresenceInterval]):
+    """A closed stretch of connection from the lesson's start, ten minutes long."""
+
+    class Meta:
+        model = PresenceInterval
+
+    lesson = SubFactory(LessonFactory)
+    user = SubFactory(UserFactory)
+    joined_at = SelfAttribute("lesson.starts_at")
+    left_at = LazyAttribute(lambda interval: interval.joined_at + timedelta(minutes=10))
+    last_seen_at = LazyAttribute(lambda interval: interval.left_at or interval.joined_at)
+
+
+class ChatMessageFactory(DjangoModelFactory[ChatMessage]):
+    class Meta:
+        model = ChatMessage
+
+    lesson = SubFactory(LessonFactory)
+    author = SubFactory(UserFactory)
+    body = Sequence(lambda n: f"Message {n}")
 
 
 class GuardianshipFactory(DjangoModelFactory[Guardianship]):

@@ -1,7 +1,15 @@
-"""The school's domain: the school and its timetable (`school`), the audit log (`audit`), and
-roster imports (`roster`)."""
+"""The school's domain: the school and its timetable (`school`), the audit log (`audit`), roster
+imports (`roster`), and what live lessons leave behind (`live`)."""
 
 from classrooms.models.audit import AuditAction, AuditEvent, AuditLogAppendOnlyError
+from classrooms.models.live import (
+    CHAT_MESSAGE_MAX_CHARS,
+    AttendanceCorrection,
+    AttendanceStatus,
+    ChatMessage,
+    LessonParticipant,
+    PresenceInterval,
+)
 from classrooms.models.notifications import Notification, NotificationKind
 from classrooms.models.roster import RosterImport, RosterImportState
 from classrooms.models.scheduling import WEEKDAYS, LessonSeries
@@ -21,19 +29,25 @@ from classrooms.models.school import (
 )
 
 __all__ = [
+    "CHAT_MESSAGE_MAX_CHARS",
     "LESSON_KEY_RE",
     "WEEKDAYS",
+    "AttendanceCorrection",
+    "AttendanceStatus",
     "AuditAction",
     "AuditEvent",
     "AuditLogAppendOnlyError",
+    "ChatMessage",
     "Course",
     "Enrollment",
     "EnrollmentRole",
     "Lesson",
+    "LessonParticipant",
     "LessonSeries",
     "LessonState",
     "Notification",
     "NotificationKind",
+    "PresenceInterval",
     "RosterImport",
     "RosterImportState",
     "School",

@@ -1,4 +1,4 @@
-"""The school's audit log: who changed what in the roster, and when. Append-only.
+"""The school's audit log: who changed what in the school and its lessons, and when. Append-only.
 
 Rows are written by `classrooms.audit.audit_record` from the services that make the changes, in the
 same transaction, so a change and its record stand or fall together. The model refuses updates and
@@ -51,6 +51,11 @@ class AuditAction(models.TextChoices):
     IMPORT_UPLOADED = "import.uploaded", _("Roster uploaded")
     IMPORT_APPLIED = "import.applied", _("Roster import applied")
     EXPORT_DOWNLOADED = "export.downloaded", _("Roster exported")
+    PARTICIPANT_REMOVED = "participant.removed", _("Removed from a live lesson")
+    PARTICIPANT_READMITTED = "participant.readmitted", _("Let back into a live lesson")
+    CHAT_DELETED = "chat.deleted", _("Chat message deleted")
+    LESSON_ENDED = "lesson.ended", _("Live lesson ended")
+    ATTENDANCE_CORRECTED = "attendance.corrected", _("Attendance corrected")
 
 
 class AuditEvent(models.Model):

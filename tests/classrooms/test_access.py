@@ -41,6 +41,7 @@ def test_the_class_teacher_is_admitted_as_teacher_with_their_roster_name(campus)
         display_name="Theo Xenakis",
         lesson_title="Fractions",
         ends_at=campus.lesson_x.ends_at,
+        roster_size=Enrollment.objects.filter(school_class=campus.class_x).count(),
     )
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 
+from classrooms import services as classroom_services
 from classrooms.models import LessonState
 from classrooms.tasks import lessons_end_finished
 from config.celery import app
@@ -69,3 +70,28 @@ def test_without_redis_tasks_run_in_process_and_with_redis_they_go_to_the_broker
     else:
         assert app.conf.broker_url == "memory://"
         assert app.conf.task_always_eager is True
+
+
+def test_ending_lessons_closes_their_rooms_once_committed(
+    frozen_now, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Whoever is still connected to a lesson the timetable ends is sent away (4412), after the
+    commit, so a page that tries to come back is refused by a database that says it is over."""
+    over = LessonFactory.create(
+        starts_at=frozen_now - timedelta(hours=1), ends_at=frozen_now - timedelta(minutes=1)
+    )
+    LessonFactory.create(
+        starts_at=frozen_now - timedelta(minutes=10), ends_at=frozen_now + timedelta(minutes=10)
+    )
+    closed: list[str] = []
+    monkeypatch.setattr(
+        classroom_services, "lesson_close", lambda *, lesson_key: closed.append(lesson_key)
+    )
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert classroom_services.lessons_end_finished(now=frozen_now) == 1
+    assert closed == []
+    for callback in callbacks:
+        callback()
+
+    assert closed == [over.key]
