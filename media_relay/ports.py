@@ -78,8 +78,13 @@ class Admission:
     # or the school's starting policy when there are none yet. For a teacher: everything.
     grants: Grants = Grants(mic=True, camera=True, screen=True)
     policy: RoomPolicy = RoomPolicy()
+    # How many people are on the class's roster (teachers and pupils): it bounds how many receive
+    # slots an offer may ask for. 0 when unknown; the relay then goes by who it has seen.
+    roster_size: int = 0
 
     def __post_init__(self) -> None:
+        if self.roster_size < 0:
+            raise ValueError("roster_size cannot be negative.")
         if not self.display_name.strip():
             raise ValueError("A participant needs a display name from the roster.")
         if self.ends_at.tzinfo is None:

@@ -7,24 +7,24 @@ its cookie, as a browser on the lesson page would. Rows are made in sync fixture
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Membership, User
 from classrooms.models import Lesson, LessonState
-from config.asgi import application
+from media_relay import consumers, ports
+from media_relay.api import lesson_close
+from media_relay.ports import Admission, Refusal
+from media_relay.rooms import SNAPSHOT_SECONDS
 from media_relay.signalling import MAX_FRAME_BYTES
 from tests.factories import (
     LessonFactory,
@@ -34,11 +34,15 @@ from tests.factories import (
     pupil_of,
     teacher_of,
 )
+from tests.media_relay.conftest import (
+    ORIGIN,
+    TIMEOUT,
+    communicator_for,
+    disconnect_all,
+    session_cookie,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-ORIGIN = b"http://127.0.0.1"
-TIMEOUT = 3
 
 
 @dataclass
@@ -49,6 +53,7 @@ class Lessons:
     later: Lesson
     teacher: User
     pupil: User
+    classmate: User
     pupil_of_other_class: User
     pupil_of_other_school: User
     admin: User
@@ -67,37 +72,11 @@ def lessons() -> Lessons:
         ),
         teacher=teacher_of(class_a, given_name="Paul", family_name="Lefèvre"),
         pupil=pupil_of(class_a, given_name="Léa", family_name="Martin"),
+        classmate=pupil_of(class_a, given_name="Tom", family_name="Thumb"),
         pupil_of_other_class=pupil_of(class_b),
         pupil_of_other_school=pupil_of(class_c),
         admin=admin_of(class_a.school),
     )
-
-
-def session_cookie(user: User) -> bytes:
-    client = Client()
-    client.force_login(user)
-    name = settings.SESSION_COOKIE_NAME
-    return f"{name}={client.cookies[name].value}".encode()
-
-
-def communicator_for(key: str, cookie: bytes | None = None, origin: bytes | None = ORIGIN):
-    headers = [(b"host", b"127.0.0.1")]
-    if origin is not None:
-        headers.append((b"origin", origin))
-    if cookie is not None:
-        headers.append((b"cookie", cookie))
-    return WebsocketCommunicator(application, f"/ws/lessons/{key}/", headers=headers)
-
-
-@pytest_asyncio.fixture
-async def sockets() -> AsyncIterator[list[WebsocketCommunicator]]:
-    """Sockets opened by a test; each is disconnected when the test ends."""
-    opened: list[WebsocketCommunicator] = []
-    yield opened
-    for communicator in opened:
-        # A consumer that crashed re-raises here; the test that made it crash already failed.
-        with contextlib.suppress(Exception):
-            await communicator.disconnect(timeout=TIMEOUT)
 
 
 async def open_socket(sockets, key: str, cookie: bytes | None = None, origin=ORIGIN):
@@ -124,9 +103,26 @@ async def joined(
     return communicator, hello
 
 
+async def next_of(communicator: WebsocketCommunicator, kind: str) -> dict[str, Any]:
+    """The next message of this type, skipping others (snapshots come after every change)."""
+    while True:
+        message: dict[str, Any] = await communicator.receive_json_from(timeout=TIMEOUT)
+        if message["type"] == kind:
+            return message
+
+
+async def closed_with(communicator: WebsocketCommunicator) -> int:
+    """The close code, after whatever messages came before it."""
+    while True:
+        output = await communicator.receive_output(timeout=TIMEOUT)
+        if output["type"] == "websocket.close":
+            code: int = output["code"]
+            return code
+
+
 async def assert_still_answers_ping(communicator: WebsocketCommunicator) -> None:
     await communicator.send_json_to({"v": 1, "type": "ping"})
-    assert await communicator.receive_json_from(timeout=TIMEOUT) == {"v": 1, "type": "pong"}
+    assert await next_of(communicator, "pong") == {"v": 1, "type": "pong"}
 
 
 # --- Who gets in ---------------------------------------------------------------------------------
@@ -186,15 +182,30 @@ async def test_a_pupil_on_the_roster_is_welcomed_with_their_roster_name(lessons,
         "v": 1,
         "type": "hello",
         "lesson": {"key": lessons.live.key, "title": "Fractions"},
-        "you": {"name": "Léa Martin", "role": "pupil"},
+        "you": {"id": str(lessons.pupil.pk), "name": "Léa Martin", "role": "pupil"},
         "endsAt": lessons.live.ends_at.isoformat(),
+        "state": "lobby",
+        "slots": {"audio": hello["slots"]["audio"], "video": hello["slots"]["video"]},
+        "iceServers": [],
     }
+    assert all(isinstance(count, int) for count in hello["slots"].values())
 
 
-async def test_the_teacher_is_welcomed_as_teacher(lessons, sockets):
+async def test_the_teacher_is_welcomed_as_teacher_and_in(lessons, sockets):
     _, hello = await joined(sockets, lessons.live, lessons.teacher)
     assert hello["type"] == "hello"
-    assert hello["you"] == {"name": "Paul Lefèvre", "role": "teacher"}
+    assert hello["you"] == {
+        "id": str(lessons.teacher.pk),
+        "name": "Paul Lefèvre",
+        "role": "teacher",
+    }
+    assert hello["state"] == "in"
+
+
+async def test_hello_names_the_configured_ice_servers(lessons, sockets, settings):
+    settings.HOMEROOM_ICE_SERVERS = [{"urls": "stun:stun.example.org:3478"}]
+    _, hello = await joined(sockets, lessons.live, lessons.teacher)
+    assert hello["iceServers"] == [{"urls": "stun:stun.example.org:3478"}]
 
 
 async def test_a_lesson_that_is_not_open_yet_is_closed_with_4409(lessons, sockets):
@@ -247,7 +258,7 @@ HOSTILE_FRAMES = [
         "text",
         '{"v": 1, "type": "ping", "pad": "' + "x" * MAX_FRAME_BYTES + '"}',
         {"too-large"},
-        id="a frame over 64 KiB",
+        id="a frame over the size cap",
     ),
     pytest.param("bytes", b"\x00\x01binary", {"bad-message"}, id="a binary frame"),
     # 50,000 brackets fit under the size cap but not in the JSON parser's recursion limit.
@@ -264,9 +275,8 @@ async def test_a_hostile_frame_gets_an_error_and_the_socket_stays_open(
         await communicator.send_to(text_data=frame)
     else:
         await communicator.send_to(bytes_data=frame)
-    reply = await communicator.receive_json_from(timeout=TIMEOUT)
+    reply = await next_of(communicator, "error")
     assert reply["v"] == 1
-    assert reply["type"] == "error"
     assert reply["code"] in codes
     assert isinstance(reply["detail"], str)
     await assert_still_answers_ping(communicator)
@@ -278,9 +288,334 @@ async def test_error_replies_name_what_was_wrong(lessons, sockets):
         ("nope", "bad-json"),
         ('"a string"', "bad-message"),
         ('{"v": 0, "type": "ping"}', "bad-version"),
-        ('{"v": 1, "type": "offer"}', "unknown-type"),
+        ('{"v": 1, "type": "launch"}', "unknown-type"),
+        ('{"v": 1, "type": "offer"}', "bad-message"),
+        ('{"v": 1, "type": "mute", "participant": 42}', "bad-message"),
     ]:
         await communicator.send_to(text_data=frame)
-        reply = json.loads(await communicator.receive_from(timeout=TIMEOUT))
-        assert (reply["type"], reply["code"]) == ("error", code)
+        reply = await next_of(communicator, "error")
+        assert reply["code"] == code
     await assert_still_answers_ping(communicator)
+
+
+# --- The room, through the socket ----------------------------------------------------------------
+
+
+async def say(communicator: WebsocketCommunicator, kind: str, **body: Any) -> None:
+    await communicator.send_json_to({"v": 1, "type": kind, **body})
+
+
+async def settled(*communicators: WebsocketCommunicator) -> None:
+    """Read each socket up to a pong: everything the server sent before it has been read."""
+    for communicator in communicators:
+        await assert_still_answers_ping(communicator)
+
+
+async def quiet(*communicators: WebsocketCommunicator) -> None:
+    """Read each socket until the server has nothing more to say, snapshots included.
+
+    Snapshots are coalesced (one round per `SNAPSHOT_SECONDS` at most), so a change's snapshot
+    may come after the pong that answers a later ping: wait for the round, then read it.
+    """
+    await settled(*communicators)
+    await asyncio.sleep(SNAPSHOT_SECONDS * 1.5)
+    for communicator in communicators:
+        while not await communicator.receive_nothing(timeout=0.05):
+            await communicator.receive_output(timeout=TIMEOUT)
+
+
+def member(snapshot: dict[str, Any], user: User) -> dict[str, Any]:
+    return next(p for p in snapshot["participants"] if p["id"] == str(user.pk))
+
+
+async def class_in_session(sockets, lessons) -> tuple[WebsocketCommunicator, WebsocketCommunicator]:
+    """The teacher, then Léa, both in the lesson."""
+    teacher, _ = await joined(sockets, lessons.live, lessons.teacher)
+    pupil, hello = await joined(sockets, lessons.live, lessons.pupil)
+    assert hello["state"] == "in"
+    await settled(teacher, pupil)
+    return teacher, pupil
+
+
+async def test_a_pupil_waits_in_the_lobby_until_a_teacher_connects(lessons, sockets):
+    pupil, hello = await joined(sockets, lessons.live, lessons.pupil)
+    assert hello["state"] == "lobby"
+    assert (await next_of(pupil, "lobby"))["reason"] == "waiting-for-teacher"
+    await joined(sockets, lessons.live, lessons.teacher)
+    admitted = await next_of(pupil, "admitted")
+    assert set(admitted["slots"]) == {"audio", "video"}
+    assert (await next_of(pupil, "chat-history"))["messages"] == []
+    snapshot = await next_of(pupil, "room")
+    assert member(snapshot, lessons.pupil)["state"] == "in"
+    assert snapshot["teacherPresent"] is True
+
+
+async def test_a_locked_lesson_holds_new_pupils_until_admitted_or_denied(lessons, sockets):
+    teacher, _ = await class_in_session(sockets, lessons)
+    await say(teacher, "lock", on=True)
+    assert (await next_of(teacher, "room"))["locked"] is True
+    classmate, hello = await joined(sockets, lessons.live, lessons.classmate)
+    assert hello["state"] == "lobby"
+    assert (await next_of(classmate, "lobby"))["reason"] == "locked"
+    waiting = await next_of(teacher, "room")
+    assert member(waiting, lessons.classmate)["state"] == "lobby"
+    await say(teacher, "admit", participant=str(lessons.classmate.pk))
+    await next_of(classmate, "admitted")
+    await say(teacher, "remove", participant=str(lessons.classmate.pk))
+    assert await closed_with(classmate) == 4410
+    await say(teacher, "readmit", participant=str(lessons.classmate.pk))
+    await settled(teacher)
+    again, hello = await joined(sockets, lessons.live, lessons.classmate)
+    assert hello["state"] == "lobby"
+    await say(teacher, "deny", participant=str(lessons.classmate.pk))
+    assert await closed_with(again) == 4411
+
+
+TEACHER_MESSAGES = [
+    pytest.param({"type": "mute", "all": True}, id="mute all"),
+    pytest.param({"type": "mute", "participant": "CLASSMATE"}, id="mute"),
+    pytest.param(
+        {"type": "grant", "participant": "CLASSMATE", "source": "mic", "on": True}, id="grant"
+    ),
+    pytest.param({"type": "admit", "participant": "CLASSMATE"}, id="admit"),
+    pytest.param({"type": "deny", "participant": "CLASSMATE"}, id="deny"),
+    pytest.param({"type": "remove", "participant": "CLASSMATE"}, id="remove"),
+    pytest.param({"type": "readmit", "participant": "CLASSMATE"}, id="readmit"),
+    pytest.param({"type": "lock", "on": True}, id="lock"),
+    pytest.param({"type": "lower-hand", "all": True}, id="lower-hand"),
+    pytest.param({"type": "chat-delete", "id": 1}, id="chat-delete"),
+    pytest.param({"type": "end"}, id="end"),
+]
+
+
+@pytest.mark.parametrize("frame", TEACHER_MESSAGES)
+async def test_a_pupil_sending_a_teacher_message_is_forbidden_and_nothing_changes(
+    lessons, sockets, frame
+):
+    teacher, pupil = await class_in_session(sockets, lessons)
+    classmate, _ = await joined(sockets, lessons.live, lessons.classmate)
+    await say(classmate, "hand", up=True)
+    await quiet(classmate, teacher, pupil)
+    body = {
+        key: str(lessons.classmate.pk) if value == "CLASSMATE" else value
+        for key, value in frame.items()
+    }
+    await pupil.send_json_to({"v": 1, **body})
+    refusal = await next_of(pupil, "error")
+    assert refusal["code"] == "forbidden"
+    assert await teacher.receive_nothing(timeout=0.2), "no snapshot: nothing changed"
+    await settled(teacher, pupil, classmate)
+    lesson = await database_sync_to_async(Lesson.objects.get)(pk=lessons.live.pk)
+    assert lesson.state == LessonState.LIVE
+
+
+async def test_a_teacher_grants_and_mutes_a_pupil_s_microphone(lessons, sockets):
+    teacher, pupil = await class_in_session(sockets, lessons)
+    await say(pupil, "media", mic=True, camera=False)
+    assert (await next_of(pupil, "error"))["code"] == "not-granted"
+    await say(teacher, "grant", participant=str(lessons.pupil.pk), source="mic", on=True)
+    assert (await next_of(pupil, "notice"))["code"] == "granted-mic"
+    await say(pupil, "media", mic=True, camera=False)
+    await settled(pupil)
+    snapshot = await next_of(teacher, "room")
+    while member(snapshot, lessons.pupil)["mic"]["on"] is not True:
+        snapshot = await next_of(teacher, "room")
+    await say(teacher, "mute", participant=str(lessons.pupil.pk))
+    assert (await next_of(pupil, "notice"))["code"] == "muted"
+    assert member(await next_of(pupil, "room"), lessons.pupil)["mic"] == {
+        "granted": True,
+        "on": False,
+    }
+
+
+async def test_a_removed_pupil_is_closed_within_a_second_and_kept_out_until_readmitted(
+    lessons, sockets
+):
+    teacher, pupil = await class_in_session(sockets, lessons)
+    pupil_id = str(lessons.pupil.pk)
+    started = asyncio.get_running_loop().time()
+    await say(teacher, "remove", participant=pupil_id)
+    assert await closed_with(pupil) == 4410
+    assert asyncio.get_running_loop().time() - started < 1
+    snapshot = await next_of(teacher, "room")
+    assert snapshot["removed"] == [{"id": pupil_id, "name": "Léa Martin"}]
+    await settled(teacher)
+    cookie = await database_sync_to_async(session_cookie)(lessons.pupil)
+    refused, _ = await open_socket(sockets, lessons.live.key, cookie)
+    assert await close_code(refused) == 4410
+    await say(teacher, "readmit", participant=pupil_id)
+    await settled(teacher)
+    _, hello = await joined(sockets, lessons.live, lessons.pupil)
+    assert hello["state"] == "in"
+
+
+async def test_ending_the_lesson_closes_everyone_with_4412_and_it_stays_closed(lessons, sockets):
+    teacher, pupil = await class_in_session(sockets, lessons)
+    await say(teacher, "end")
+    assert await closed_with(teacher) == 4412
+    assert await closed_with(pupil) == 4412
+    cookie = await database_sync_to_async(session_cookie)(lessons.pupil)
+    late, _ = await open_socket(sockets, lessons.live.key, cookie)
+    assert await close_code(late) == 4409
+
+
+async def test_the_web_tier_closes_a_lesson_s_room_through_the_api(lessons, sockets):
+    teacher, pupil = await class_in_session(sockets, lessons)
+    await sync_to_async(lesson_close)(lesson_key=lessons.live.key)
+    assert await closed_with(teacher) == 4412
+    assert await closed_with(pupil) == 4412
+
+
+async def test_chat_reaches_everyone_is_kept_and_a_teacher_deletes_it(lessons, sockets):
+    teacher, pupil = await class_in_session(sockets, lessons)
+    await say(pupil, "chat", body="Is it three quarters?")
+    line = (await next_of(teacher, "chat"))["message"]
+    assert line["body"] == "Is it three quarters?"
+    assert line["from"] == {"id": str(lessons.pupil.pk), "name": "Léa Martin"}
+    assert (await next_of(pupil, "chat"))["message"] == line
+    await pupil.disconnect(timeout=TIMEOUT)
+    pupil, _ = await joined(sockets, lessons.live, lessons.pupil)
+    assert (await next_of(pupil, "chat-history"))["messages"] == [line]
+    await say(teacher, "chat-delete", id=line["id"])
+    assert (await next_of(pupil, "chat-deleted"))["id"] == line["id"]
+    classmate, _ = await joined(sockets, lessons.live, lessons.classmate)
+    assert (await next_of(classmate, "chat-history"))["messages"] == []
+
+
+async def test_raised_hands_queue_in_order_and_the_teacher_lowers_them(lessons, sockets):
+    teacher, pupil = await class_in_session(sockets, lessons)
+    classmate, _ = await joined(sockets, lessons.live, lessons.classmate)
+    await say(classmate, "hand", up=True)
+    await settled(classmate, pupil)
+    await say(pupil, "hand", up=True)
+    snapshot = await next_of(pupil, "room")
+    assert snapshot["hands"] == [str(lessons.classmate.pk), str(lessons.pupil.pk)]
+    assert member(snapshot, lessons.pupil)["hand"] == 2
+    await say(teacher, "lower-hand", all=True)
+    assert (await next_of(pupil, "notice"))["code"] == "hands-cleared"
+    assert (await next_of(pupil, "room"))["hands"] == []
+
+
+async def test_a_second_tab_replaces_the_first_with_4000_and_keeps_grants(lessons, sockets):
+    teacher, pupil = await class_in_session(sockets, lessons)
+    await say(teacher, "grant", participant=str(lessons.pupil.pk), source="camera", on=True)
+    await next_of(pupil, "notice")
+    second, hello = await joined(sockets, lessons.live, lessons.pupil)
+    assert await closed_with(pupil) == 4000
+    assert hello["state"] == "in"
+    snapshot = await next_of(second, "room")
+    assert member(snapshot, lessons.pupil)["camera"]["granted"] is True
+    await assert_still_answers_ping(second)
+
+
+async def test_grants_come_back_after_everyone_left_and_rejoined(lessons, sockets):
+    teacher, pupil = await class_in_session(sockets, lessons)
+    await say(teacher, "grant", participant=str(lessons.pupil.pk), source="screen", on=True)
+    await next_of(pupil, "notice")
+    await settled(teacher)
+    await pupil.disconnect(timeout=TIMEOUT)
+    await teacher.disconnect(timeout=TIMEOUT)
+    assert consumers.registry.get(lessons.live.key) is None
+    await joined(sockets, lessons.live, lessons.teacher)
+    pupil, _ = await joined(sockets, lessons.live, lessons.pupil)
+    snapshot = await next_of(pupil, "room")
+    assert member(snapshot, lessons.pupil)["screen"] == {"granted": True, "on": False}
+
+
+async def test_a_socket_that_floods_is_closed_with_4429_and_logged(lessons, sockets, caplog):
+    teacher, pupil = await class_in_session(sockets, lessons)
+    for _ in range(60):
+        await say(pupil, "ping")
+    assert await closed_with(pupil) == 4429
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        lessons.live.key in message and str(lessons.pupil.pk) in message for message in warnings
+    )
+    await assert_still_answers_ping(teacher)
+
+
+# --- What a socket may cost the server -----------------------------------------------------------
+
+
+async def test_a_user_who_reconnects_in_a_loop_is_closed_with_4429_before_any_query(
+    lessons, sockets, monkeypatch
+):
+    cookie = await database_sync_to_async(session_cookie)(lessons.pupil)
+    for _ in range(consumers.CONNECT_BURST):
+        communicator, _ = await open_socket(sockets, lessons.live.key, cookie)
+        assert (await communicator.receive_json_from(timeout=TIMEOUT))["type"] == "hello"
+        await communicator.disconnect(timeout=TIMEOUT)
+    policy = ports.lesson_access_policy()
+    asked: list[int] = []
+
+    class CountingPolicy:
+        def admit(self, *, user_id: int, lesson_key: str) -> Admission | Refusal:
+            asked.append(user_id)
+            return policy.admit(user_id=user_id, lesson_key=lesson_key)
+
+    monkeypatch.setattr(consumers, "lesson_access_policy", CountingPolicy)
+    refused, (accepted, _) = await open_socket(sockets, lessons.live.key, cookie)
+    assert accepted
+    assert await close_code(refused) == 4429
+    assert asked == [], "refused before the database was asked"
+    _, hello = await joined(sockets, lessons.live, lessons.classmate)
+    assert hello["type"] == "hello", "the limit is per user"
+
+
+async def test_the_connect_allowance_refills_at_one_every_two_seconds():
+    limiter = consumers.ConnectLimiter()
+    assert [limiter.allow(7, 100.0) for _ in range(6)] == [True] * 5 + [False]
+    assert limiter.allow(7, 101.0) is False
+    assert limiter.allow(7, 102.0) is True
+    assert limiter.allow(8, 102.0) is True
+
+
+async def test_a_table_of_connects_forgets_users_whose_allowance_is_full_again():
+    limiter = consumers.ConnectLimiter()
+    for user_id in range(consumers.CONNECT_TABLE_PRUNE_AT + 1):
+        limiter.allow(user_id, 0.0)
+    limiter.allow(-1, 60.0)
+    assert limiter.allow(0, 60.0) is True
+    assert len(limiter._buckets) == 2
+
+
+async def test_an_outbox_that_is_not_drained_closes_its_socket_with_4408_and_logs_it(caplog):
+    outbox = consumers.Outbox(lesson_key="FractionsLessonKey01", user_id=42, limit=256)
+    for n in range(256):
+        outbox.send(f"message {n}")
+    assert outbox.queue.qsize() == 256
+    outbox.send("one too many")
+    outbox.send("and more")
+    assert outbox.queue.qsize() == 1
+    assert outbox.queue.get_nowait() == 4408
+    assert any(
+        "FractionsLessonKey01" in r.getMessage() and "42" in r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING"
+    )
+
+
+async def test_a_socket_that_reads_too_slowly_is_closed_with_4408(lessons, sockets, monkeypatch):
+    monkeypatch.setattr(consumers, "OUTBOX_LIMIT", 3)
+    send = consumers.LessonConsumer.send
+
+    async def slow_send(self: consumers.LessonConsumer, *args: Any, **kwargs: Any) -> None:
+        await asyncio.sleep(0.05)
+        await send(self, *args, **kwargs)
+
+    monkeypatch.setattr(consumers.LessonConsumer, "send", slow_send)
+    teacher, _ = await joined(sockets, lessons.live, lessons.teacher)
+    for _ in range(10):
+        await say(teacher, "ping")
+    assert await closed_with(teacher) == 4408
+
+
+async def test_sockets_whose_application_was_cancelled_are_closed_quietly(lessons):
+    """After a receive times out, asgiref has cancelled the application: teardown must not raise."""
+    opened: list[WebsocketCommunicator] = []
+    communicator, _ = await joined(opened, lessons.live, lessons.pupil)
+    with contextlib.suppress(TimeoutError):
+        while True:
+            await communicator.receive_output(timeout=0.2)
+    assert communicator.future.cancelled()
+    await disconnect_all(opened)
