@@ -10,6 +10,8 @@ They run on a throwaway SQLite database (or on DATABASE_URL when set) and never 
   teachers, 60 classes and a term of weekly lessons (see bench/timetable.py).
 - `roster`: validate, apply and re-import a generated OneRoster bundle of one school (10,000
   people, 400 classes, 60,000 enrollments): seconds, queries and peak memory (bench/roster.py).
+- `live-join`: in Chromium against a real daphne, a third participant joins the live lesson ten
+  times: click-to-first-remote-frame p50/p95 and the relay's CPU (bench/live_join.py).
 """
 
 from __future__ import annotations
@@ -156,6 +158,12 @@ def bench_roster(seconds: float) -> dict[str, Any]:
     return run(seconds)
 
 
+def bench_live_join(seconds: float) -> dict[str, Any]:
+    from live_join import bench_live_join as run  # bench/ is the script's folder, first on sys.path
+
+    return run(seconds)
+
+
 def bench_timetable(seconds: float) -> dict[str, Any]:
     from timetable import bench_timetable as run  # bench/ is the script's folder, first on sys.path
 
@@ -164,6 +172,7 @@ def bench_timetable(seconds: float) -> dict[str, Any]:
 
 BENCHMARKS: dict[str, Callable[[float], dict[str, Any]]] = {
     "home-pages": bench_home_pages,
+    "live-join": bench_live_join,
     "roster": bench_roster,
     "timetable": bench_timetable,
 }

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.models import Role, User
 from classrooms import selectors
-from classrooms.models import Lesson, School, SchoolClass
+from classrooms.models import EnrollmentRole, Lesson, School, SchoolClass
 
 
 @dataclass
@@ -88,6 +89,7 @@ def lesson_detail(request: HttpRequest, lesson_key: str) -> HttpResponse:
     lesson = selectors.access_lesson_for_user(user=user, lesson_key=lesson_key)
     now = timezone.now()
     roster_role = selectors.roster_role(user=user, school_class=lesson.school_class)
+    is_teacher = roster_role == EnrollmentRole.TEACHER
     return render(
         request,
         "classrooms/lesson_detail.html",
@@ -97,5 +99,12 @@ def lesson_detail(request: HttpRequest, lesson_key: str) -> HttpResponse:
             "now": now,
             "roster_role": roster_role,
             "can_join": roster_role is not None and lesson.is_joinable(now),
+            # Teachers first see a preview of their camera and microphone; pupils join at once.
+            "is_teacher": is_teacher,
+            "attendance_url": (
+                reverse("classrooms:lesson_attendance", kwargs={"lesson_key": lesson.key})
+                if is_teacher
+                else None
+            ),
         },
     )

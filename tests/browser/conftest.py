@@ -16,12 +16,14 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -35,7 +37,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
+    # Remote audio plays without a click, as it does after a real user's Join click.
+    "--autoplay-policy=no-user-gesture-required",
 ]
+PASSWORD = "homeroom-demo"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -77,26 +82,35 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-@pytest.fixture(scope="session")
-def demo_server(server_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a daphne server holding the demo school.
+@dataclass(frozen=True)
+class DemoServer:
+    """A running daphne: its base URL and process id (benchmarks read its CPU time)."""
+
+    base: str
+    pid: int
+
+
+@contextmanager
+def run_demo_server(database_url: str, data_dir: Path, log_dir: Path) -> Iterator[DemoServer]:
+    """Migrate and seed a database, then serve it with daphne until the block ends.
 
     On the production stack (REDIS_URL set) tasks go through Redis, so a Celery worker runs beside
     the server, as in production. The server uses its own Redis database, so tasks that the test
-    process itself queues never reach it.
+    process itself queues never reach it. The relay accepts loopback ICE candidates, since the
+    browser and the server meet on 127.0.0.1.
     """
     env = {
         **os.environ,
-        "DATABASE_URL": server_database,
-        "HOMEROOM_DATA_DIR": str(tmp_path_factory.mktemp("server-data")),
+        "DATABASE_URL": database_url,
+        "HOMEROOM_DATA_DIR": str(data_dir),
         "DJANGO_SETTINGS_MODULE": "config.settings",
+        "HOMEROOM_RELAY_ALLOW_LOOPBACK": "1",
     }
     if env.get("REDIS_URL"):
         env["REDIS_URL"] = urlunsplit(urlsplit(env["REDIS_URL"])._replace(path="/15"))
     _manage(env, "migrate", "--noinput")
     _manage(env, "seed_demo")
     port = _free_port()
-    logs = tmp_path_factory.mktemp("server-log")
     worker = None
     if env.get("REDIS_URL"):
         worker = subprocess.Popen(
@@ -106,10 +120,10 @@ def demo_server(server_database: str, tmp_path_factory: pytest.TempPathFactory) 
             ],
             cwd=ROOT,
             env=env,
-            stdout=(logs / "celery.log").open("w"),
+            stdout=(log_dir / "celery.log").open("w"),
             stderr=subprocess.STDOUT,
         )
-    log = (logs / "daphne.log").open("w")
+    log = (log_dir / "daphne.log").open("w")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -138,11 +152,24 @@ def demo_server(server_database: str, tmp_path_factory: pytest.TempPathFactory) 
                 process.kill()
                 raise RuntimeError(f"daphne did not start; see {log.name}") from None
             time.sleep(0.1)
-    yield base
-    _stop(process)
-    if worker is not None:
-        _stop(worker)
-    log.close()
+    try:
+        yield DemoServer(base=base, pid=process.pid)
+    finally:
+        _stop(process)
+        if worker is not None:
+            _stop(worker)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def demo_server(server_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a daphne server holding the demo school."""
+    with run_demo_server(
+        server_database,
+        tmp_path_factory.mktemp("server-data"),
+        tmp_path_factory.mktemp("server-log"),
+    ) as server:
+        yield server.base
 
 
 @pytest.fixture(scope="session")
@@ -158,8 +185,25 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def screenshot_dir() -> Path:
     """Where browser tests leave screenshots for people to look at (ignored by git)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def log_in(page: Page, base: str, email: str) -> None:
+    """Log in with the demo password and land on the home page."""
+    page.goto(f"{base}/accounts/login/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Hello")
+
+
+def person(browser: Browser, base: str, email: str) -> tuple[BrowserContext, Page]:
+    """A logged-in person in a browser context of their own (own cookies, own fake devices)."""
+    own = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = own.new_page()
+    log_in(page, base, email)
+    return own, page

@@ -25,7 +25,7 @@ def test_pupil_sees_the_live_lesson_on_my_week_and_reaches_the_class(
     browser: Browser, demo_server: str, screenshot_dir: Path
 ) -> None:
     """pupil1 logs in, finds today's live 5B Maths lesson on "My week", opens the class page
-    from it, and the lesson's Join button lets them into the lesson's room."""
+    from it, and the lesson's Join button takes them to its lobby until a teacher comes."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     log_in(page, demo_server, "pupil1@demo.test")
@@ -46,9 +46,10 @@ def test_pupil_sees_the_live_lesson_on_my_week_and_reaches_the_class(
     expect(page.locator(".roster--pupils li")).to_have_count(30)
     page.screenshot(path=screenshot_dir / "class-page.png", full_page=True)
 
+    # No teacher is in the lesson yet, so the school's policy holds the pupil in the lobby.
     page.get_by_role("link", name=re.compile("^Join")).first.click()
-    expect(page.locator("[data-room-status]")).to_have_text(
-        re.compile("You are in the lesson"), timeout=10_000
+    expect(page.locator("[data-lobby-text]")).to_have_text(
+        re.compile("Waiting for your teacher"), timeout=10_000
     )
     expect(page.locator("[data-lesson-room]")).to_have_attribute("data-role", "pupil")
     context.close()

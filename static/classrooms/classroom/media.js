@@ -1,0 +1,205 @@
+// Media on the page: the local camera, microphone and screen (LocalMedia), and the one peer
+// connection with the relay (PeerLink), always the offerer, as docs/signalling.md asks: three
+// sendonly transceivers made up front (switching a source is replaceTrack, never a new offer) and
+// as many recvonly slots as the relay asks for.
+
+export const SOURCES = ["mic", "camera", "screen"];
+const ICE_WAIT_MS = 1000;
+
+export class LocalMedia {
+  constructor({ onChange }) {
+    this.tracks = { mic: null, camera: null, screen: null };
+    this.deviceIds = { audioinput: "", videoinput: "" };
+    this.onChange = onChange;
+  }
+
+  constraints(source) {
+    if (source === "mic") {
+      const id = this.deviceIds.audioinput;
+      return { audio: id ? { deviceId: { exact: id } } : true };
+    }
+    const id = this.deviceIds.videoinput;
+    return { video: id ? { deviceId: { exact: id } } : true };
+  }
+
+  // Start the microphone and camera together: one permission prompt, one device start.
+  async startPreview({ mic, camera }) {
+    if (!mic && !camera) return;
+    const stream = await navigator.mediaDevices.getUserMedia({
+      ...(mic ? this.constraints("mic") : {}),
+      ...(camera ? this.constraints("camera") : {}),
+    });
+    this.adopt("mic", stream.getAudioTracks()[0] ?? null);
+    this.adopt("camera", stream.getVideoTracks()[0] ?? null);
+  }
+
+  async start(source) {
+    if (this.tracks[source]) return this.tracks[source];
+    const stream =
+      source === "screen"
+        ? await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false })
+        : await navigator.mediaDevices.getUserMedia(this.constraints(source));
+    const track = source === "mic" ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
+    this.adopt(source, track);
+    return track;
+  }
+
+  adopt(source, track) {
+    if (!track) return;
+    this.tracks[source]?.stop();
+    this.tracks[source] = track;
+    // The browser's own "Stop sharing" button, or an unplugged camera, ends the track.
+    track.addEventListener("ended", () => {
+      if (this.tracks[source] === track) this.stop(source);
+    });
+    this.onChange(source, track);
+  }
+
+  // Stopping the track (not just disabling it) turns the camera light off.
+  stop(source) {
+    const track = this.tracks[source];
+    if (!track) return;
+    this.tracks[source] = null;
+    track.stop();
+    this.onChange(source, null);
+  }
+
+  // A new device for a running source: start it, then swap it in (the caller replaces tracks).
+  async switchDevice(kind, deviceId) {
+    this.deviceIds[kind] = deviceId;
+    const source = kind === "audioinput" ? "mic" : "camera";
+    if (!this.tracks[source]) return;
+    const stream = await navigator.mediaDevices.getUserMedia(this.constraints(source));
+    this.adopt(source, source === "mic" ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0]);
+  }
+
+  stopAll() {
+    for (const source of SOURCES) this.stop(source);
+  }
+}
+
+// Offer only VP8 and Opus (the relay negotiates nothing else), which also keeps the offer small
+// enough for the relay's SDP size limit with many receive slots.
+function preferCodecs(transceiver, kind) {
+  if (!("setCodecPreferences" in transceiver)) return;
+  const wanted = kind === "audio" ? /^audio\/opus$/i : /^video\/(vp8|rtx)$/i;
+  const capabilities = RTCRtpReceiver.getCapabilities(kind);
+  const codecs = capabilities ? capabilities.codecs.filter((c) => wanted.test(c.mimeType)) : [];
+  try {
+    if (codecs.length) transceiver.setCodecPreferences(codecs);
+  } catch {
+    // An older browser refusing the list still offers VP8 and Opus among others.
+  }
+}
+
+function iceGathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    };
+    const check = () => {
+      if (pc.iceGatheringState === "complete") done();
+    };
+    const timer = setTimeout(done, ICE_WAIT_MS);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+export class PeerLink {
+  constructor({ iceServers, local, sendOffer, onState, onSlot }) {
+    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    this.sendOffer = sendOffer;
+    this.onSlot = onSlot;
+    this.closed = false;
+    this.negotiating = false;
+    this.pending = false;
+    this.senders = {};
+    for (const [source, kind] of [["mic", "audio"], ["camera", "video"], ["screen", "video"]]) {
+      const transceiver = this.pc.addTransceiver(kind, { direction: "sendonly" });
+      preferCodecs(transceiver, kind);
+      this.senders[source] = transceiver;
+      if (local.tracks[source]) transceiver.sender.replaceTrack(local.tracks[source]);
+    }
+    this.receivers = { audio: [], video: [] };
+    this.pc.addEventListener("connectionstatechange", () => onState(this.pc.connectionState));
+  }
+
+  // Receive slots by mid: a stream of their own each, for one <audio> or <video> element.
+  slot(mid) {
+    for (const kind of ["audio", "video"]) {
+      const found = this.receivers[kind].find((slot) => slot.transceiver.mid === mid);
+      if (found) return found;
+    }
+    return null;
+  }
+
+  ensureSlots({ audio, video }) {
+    let added = false;
+    for (const [kind, count] of [["audio", audio], ["video", video]]) {
+      while (this.receivers[kind].length < count) {
+        const transceiver = this.pc.addTransceiver(kind, { direction: "recvonly" });
+        preferCodecs(transceiver, kind);
+        const slot = { kind, transceiver, stream: new MediaStream([transceiver.receiver.track]) };
+        this.receivers[kind].push(slot);
+        this.onSlot(slot);
+        added = true;
+      }
+    }
+    return added;
+  }
+
+  sources() {
+    const sources = {};
+    for (const source of SOURCES) sources[this.senders[source].mid] = source;
+    return sources;
+  }
+
+  async offer() {
+    if (this.closed) return;
+    if (this.negotiating) {
+      this.pending = true;
+      return;
+    }
+    this.negotiating = true;
+    this.pending = false;
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    await iceGathered(this.pc);
+    if (this.closed) return;
+    this.sendOffer(this.pc.localDescription.sdp, this.sources());
+  }
+
+  async answer(sdp) {
+    if (this.closed || this.pc.signalingState !== "have-local-offer") return;
+    await this.pc.setRemoteDescription({ type: "answer", sdp });
+    this.settle();
+  }
+
+  // The relay refused the offer (busy, bad-sdp): go back to stable, maybe try again.
+  async refused({ retry }) {
+    if (this.closed) return;
+    if (this.pc.signalingState === "have-local-offer") {
+      await this.pc.setLocalDescription({ type: "rollback" });
+    }
+    this.pending = this.pending || retry;
+    this.settle();
+  }
+
+  settle() {
+    this.negotiating = false;
+    if (this.pending) this.offer();
+  }
+
+  setTrack(source, track) {
+    if (!this.closed) return this.senders[source].sender.replaceTrack(track);
+    return Promise.resolve();
+  }
+
+  close() {
+    this.closed = true;
+    this.pc.close();
+  }
+}
