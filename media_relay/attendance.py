@@ -39,14 +39,15 @@ class Attendance:
     offload: Offload
     _recording: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def record(self, user_id: str, *, opened: bool) -> None:
-        """Record that a presence starts or ends now, without waiting for the database.
+    def record(self, user_id: str, *, opened: bool, at: datetime | None = None) -> None:
+        """Record that a presence starts or ends now (or at `at`: when a silent client was last
+        heard), without waiting for the database.
 
         The calls reach the database thread in the order made, so an interval opened and closed
         at once is still recorded in that order; `flush` waits for them.
         """
         method = self.recorder.presence_opened if opened else self.recorder.presence_closed
-        call = partial(method, lesson_id=self.lesson_id, user_id=int(user_id), at=_now())
+        call = partial(method, lesson_id=self.lesson_id, user_id=int(user_id), at=at or _now())
         task = asyncio.create_task(_run(self.offload, call))
         self._recording.add(task)
         task.add_done_callback(self._recorded)

@@ -7,7 +7,10 @@ before `accept()` reaches the browser only as an HTTP 403. What the room sends g
 bounded queue drained by one writer task per socket, so the room never awaits a socket and messages
 keep their order. What one user may cost the process is capped: a user who opens sockets too often
 is closed with 4429 before the database is asked, and a socket whose client does not read what it
-is sent is closed with 4408.
+is sent is closed with 4408. A socket that has sent nothing for `LessonConsumer.silent_after`
+seconds (the page pings every 5) is closed with 4001 and its participant leaves the room at once:
+a browser whose network vanished can leave its socket half-open for minutes, and aioice notices
+the dead peer connection only after ~30 s, so attendance would record the leave far too late.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -38,6 +42,10 @@ TOO_MANY_MESSAGES = 4429
 # A socket whose client does not read what it is sent (docs/signalling.md: not final).
 TOO_SLOW = 4408
 OUTBOX_LIMIT = 256
+# A socket whose client has sent nothing for a while (docs/signalling.md: not final).
+SILENT = 4001
+# Three missed pings of the page (one every 5 s) before the server gives up on a socket.
+SILENT_AFTER_SECONDS = 15.0
 # Connects per user and process: a burst of five, then one every two seconds.
 CONNECT_BURST = 5
 CONNECT_RATE = 0.5
@@ -133,7 +141,12 @@ class LessonConsumer(AsyncWebsocketConsumer):
     room: Room | None = None
     outbox: Outbox | None = None
     writer: asyncio.Task[None] | None = None
+    watchdog: asyncio.Task[None] | None = None
     closing = False
+    # The watchdog gave up on this socket and is taking its participant out of the room.
+    silenced = False
+    # Seconds of silence after which the socket is given up on; tests shorten it.
+    silent_after = SILENT_AFTER_SECONDS
 
     async def connect(self) -> None:
         await self.accept()
@@ -156,6 +169,9 @@ class LessonConsumer(AsyncWebsocketConsumer):
             return
         self.admission = result
         self.bucket = TokenBucket(rate=20.0, burst=40)
+        # Set by every frame the client sends; the watchdog waits on it.
+        self.heard = asyncio.Event()
+        self.last_heard_at = datetime.now(UTC)
         self.outbox = Outbox(
             lesson_key=result.lesson_key, user_id=result.user_id, limit=OUTBOX_LIMIT
         )
@@ -163,6 +179,7 @@ class LessonConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(lesson_group(result.lesson_key), self.channel_name)
         self.room = registry.room_for(result, partial(self._build_room, result))
         await self.room.join(result, self.outbox)
+        self.watchdog = asyncio.create_task(self._watch_silence(result, self.room, self.outbox))
 
     @staticmethod
     def _build_room(admission: Admission) -> Room:
@@ -187,9 +204,36 @@ class LessonConsumer(AsyncWebsocketConsumer):
                 return
             await self.send(text_data=item)
 
+    async def _watch_silence(self, admission: Admission, room: Room, outbox: Outbox) -> None:
+        """Give up on the socket once its client has been silent for `silent_after` seconds.
+
+        The participant leaves the room here rather than when the socket's close completes: a
+        half-open socket may take long to report its disconnect (which then changes nothing).
+        """
+        while True:
+            self.heard.clear()
+            try:
+                await asyncio.wait_for(self.heard.wait(), self.silent_after)
+            except TimeoutError:
+                break
+        logger.info(
+            "lesson %s: user %s silent for %s s; closing with %s",
+            admission.lesson_key,
+            admission.user_id,
+            self.silent_after,
+            SILENT,
+        )
+        self.closing = self.silenced = True
+        outbox.close(SILENT)
+        # Attendance ends when the client was last heard, not when the silence was noticed.
+        await room.leave(str(admission.user_id), outbox, left_at=self.last_heard_at)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.admission is None or self.room is None or self.outbox is None or self.closing:
             return
+        # Any frame shows the client is there, even one refused below.
+        self.heard.set()
+        self.last_heard_at = datetime.now(UTC)
         if not self.bucket.allow(time.monotonic()):
             logger.warning(
                 "lesson %s: user %s sent messages too fast; closing with %s",
@@ -223,6 +267,12 @@ class LessonConsumer(AsyncWebsocketConsumer):
             await self.room.leave(str(self.admission.user_id), self.outbox)
         if self.writer is not None:
             self.writer.cancel()
+        if self.watchdog is not None:
+            if self.silenced:
+                # Its leave is under way: cut short, the peer connection would stay half closed.
+                await self.watchdog
+            else:
+                self.watchdog.cancel()
         await self.channel_layer.group_discard(
             lesson_group(self.admission.lesson_key), self.channel_name
         )

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiortc import RTCIceServer
@@ -201,15 +201,18 @@ class Room:
         # The new page builds a new peer connection; the old one must not answer for it.
         await self.end_peer(participant)
 
-    async def leave(self, user_id: str, connection: Connection) -> None:
-        """A socket closed. Ignored when it is one the room already replaced or closed."""
+    async def leave(
+        self, user_id: str, connection: Connection, *, left_at: datetime | None = None
+    ) -> None:
+        """A socket closed (its client last heard at `left_at`, if known). Ignored when it is one
+        the room already replaced or closed."""
         participant = self.participants.get(user_id)
         if participant is None or participant.connection is not connection:
             return
         del self.participants[user_id]
         self._left_grants[user_id] = participant.grants
         self.forget(participant)
-        await self.end_peer(participant)
+        await self.end_peer(participant, left_at=left_at)
         if not self.participants:
             await self.close()
             return
@@ -444,13 +447,13 @@ class Room:
             if participant.connection is page:
                 participant.negotiating = False
 
-    async def end_peer(self, participant: Participant) -> None:
+    async def end_peer(self, participant: Participant, *, left_at: datetime | None = None) -> None:
         """End one participant's peer connection; everyone else's goes on."""
         for source in SOURCES:
             self._forwarding.pop((participant.id, source), None)
         if participant.connected:
             participant.connected = False
-            self._attendance.record(participant.id, opened=False)
+            self._attendance.record(participant.id, opened=False, at=left_at)
         if self._forwarder is not None:
             try:
                 await self._forwarder.remove(participant.id)
