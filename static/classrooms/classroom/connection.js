@@ -10,6 +10,20 @@ const PONG_WITHIN_MS = 4000;
 // A client may close with 3000-4999; this one means "the page gave up on this connection".
 const CLOSE_RETRY = 3000;
 
+// Calls `onTick` every `every` ms from a worker (see ticker.js), or from this page's timers when
+// workers are unavailable. Returns a function that stops it.
+function startTicker(every, onTick) {
+  try {
+    const worker = new Worker(new URL("./ticker.js", import.meta.url));
+    worker.addEventListener("message", onTick);
+    worker.postMessage(every);
+    return () => worker.terminate();
+  } catch {
+    const id = setInterval(onTick, every);
+    return () => clearInterval(id);
+  }
+}
+
 export class LessonSocket {
   constructor(path, { onMessage, onLost, onFinal }) {
     this.path = path;
@@ -18,6 +32,7 @@ export class LessonSocket {
     this.socket = null;
     this.stopped = false;
     this.timers = new Set();
+    this.stopTicker = null;
   }
 
   connect() {
@@ -79,11 +94,14 @@ export class LessonSocket {
   }
 
   startPinging() {
-    this.setTimer("ping", () => {
+    this.stopTicker?.();
+    this.stopTicker = startTicker(PING_EVERY_MS, () => {
       if (!this.send("ping")) return;
-      this.setTimer("pong", () => this.retry(), PONG_WITHIN_MS);
-      this.startPinging();
-    }, PING_EVERY_MS);
+      // One pong deadline at a time: a late pong still counts until the deadline passes.
+      if (![...this.timers].some((entry) => entry.name === "pong")) {
+        this.setTimer("pong", () => this.retry(), PONG_WITHIN_MS);
+      }
+    });
   }
 
   setTimer(name, callback, delay) {
@@ -106,6 +124,8 @@ export class LessonSocket {
   }
 
   clearTimers() {
+    this.stopTicker?.();
+    this.stopTicker = null;
     for (const entry of this.timers) clearTimeout(entry.id);
     this.timers.clear();
   }
