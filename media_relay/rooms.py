@@ -39,7 +39,10 @@ from media_relay.ports import Admission, Grants, LessonRecorder
 logger = logging.getLogger(__name__)
 
 SOURCES: tuple[Source, ...] = ("mic", "camera", "screen")
-HEARTBEAT_SECONDS = 20.0
+# A crash or restart cannot write the leave of whoever was connected: their presence then ends
+# at the last heartbeat, so this is the most attendance a restart may lose (one small UPDATE per
+# room each time).
+HEARTBEAT_SECONDS = 10.0
 # The least time between two rounds of `room` snapshots of one room.
 SNAPSHOT_SECONDS = 0.1
 # Media sections an offer may need beyond three to send and two to receive per participant: a

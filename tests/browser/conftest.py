@@ -57,21 +57,31 @@ def _manage(env: dict[str, str], *args: str) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def server_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A DATABASE_URL for the server: a new database on the test stack's engine."""
+@contextmanager
+def new_server_database(folder: Path) -> Iterator[str]:
+    """A DATABASE_URL for a server: a new database on the test stack's engine (a SQLite file in
+    `folder`, or a database on the PostgreSQL server of DATABASE_URL), dropped afterwards."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
-        yield f"sqlite:///{tmp_path_factory.mktemp('browser') / 'homeroom.sqlite3'}"
+        yield f"sqlite:///{folder / 'homeroom.sqlite3'}"
         return
     name = f"homeroom_browser_{uuid.uuid4().hex[:12]}"
     parts = urlsplit(url)
     admin_url = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    yield urlunsplit(parts._replace(path=f"/{name}"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def server_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A DATABASE_URL for the shared server: a new database on the test stack's engine."""
+    with new_server_database(tmp_path_factory.mktemp("browser")) as url:
+        yield url
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -90,14 +100,72 @@ class DemoServer:
     pid: int
 
 
+class Daphne:
+    """daphne serving the demo on one port; a test may stop it and start it again there, on the
+    same database, as a deployment restarts the server."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = log_path.open("w")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "daphne is not running"
+        return self.process.pid
+
+    def start(self) -> None:
+        """Start daphne and wait until it answers /healthz."""
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "config.asgi:application",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.process = process
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=1) as response:  # noqa: S310
+                    if response.status == 200:
+                        return
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    raise RuntimeError(f"daphne did not start; see {self.log.name}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Terminate daphne (SIGTERM, as a process manager stops it) and wait until it is gone."""
+        if self.process is not None:
+            _stop(self.process)
+            self.process = None
+
+
 @contextmanager
-def run_demo_server(database_url: str, data_dir: Path, log_dir: Path) -> Iterator[DemoServer]:
+def run_restartable_demo_server(
+    database_url: str, data_dir: Path, log_dir: Path, *, redis_db: int = 15
+) -> Iterator[Daphne]:
     """Migrate and seed a database, then serve it with daphne until the block ends.
 
     On the production stack (REDIS_URL set) tasks go through Redis, so a Celery worker runs beside
-    the server, as in production. The server uses its own Redis database, so tasks that the test
-    process itself queues never reach it. The relay accepts loopback ICE candidates, since the
-    browser and the server meet on 127.0.0.1.
+    the server, as in production. The server uses its own Redis database (`redis_db`), so tasks
+    that the test process itself queues never reach it; a second server beside the shared one
+    needs another, or each one's worker would run the other's tasks on the wrong database. The
+    relay accepts loopback ICE candidates, since the browser and the server meet on 127.0.0.1.
+    The worker keeps running while daphne restarts.
     """
     env = {
         **os.environ,
@@ -107,10 +175,9 @@ def run_demo_server(database_url: str, data_dir: Path, log_dir: Path) -> Iterato
         "HOMEROOM_RELAY_ALLOW_LOOPBACK": "1",
     }
     if env.get("REDIS_URL"):
-        env["REDIS_URL"] = urlunsplit(urlsplit(env["REDIS_URL"])._replace(path="/15"))
+        env["REDIS_URL"] = urlunsplit(urlsplit(env["REDIS_URL"])._replace(path=f"/{redis_db}"))
     _manage(env, "migrate", "--noinput")
     _manage(env, "seed_demo")
-    port = _free_port()
     worker = None
     if env.get("REDIS_URL"):
         worker = subprocess.Popen(
@@ -123,42 +190,23 @@ def run_demo_server(database_url: str, data_dir: Path, log_dir: Path) -> Iterato
             stdout=(log_dir / "celery.log").open("w"),
             stderr=subprocess.STDOUT,
         )
-    log = (log_dir / "daphne.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "config.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:  # noqa: S310
-                if response.status == 200:
-                    break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"daphne did not start; see {log.name}") from None
-            time.sleep(0.1)
+    daphne = Daphne(env, log_dir / "daphne.log")
     try:
-        yield DemoServer(base=base, pid=process.pid)
+        daphne.start()
+        yield daphne
     finally:
-        _stop(process)
+        daphne.stop()
         if worker is not None:
             _stop(worker)
-        log.close()
+        daphne.log.close()
+
+
+@contextmanager
+def run_demo_server(database_url: str, data_dir: Path, log_dir: Path) -> Iterator[DemoServer]:
+    """Migrate and seed a database, then serve it with daphne until the block ends (see
+    `run_restartable_demo_server`)."""
+    with run_restartable_demo_server(database_url, data_dir, log_dir) as daphne:
+        yield DemoServer(base=daphne.base, pid=daphne.pid)
 
 
 @pytest.fixture(scope="session")
