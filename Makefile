@@ -13,7 +13,8 @@ PORT ?= 8000
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+# setup.py and the C source build the relay's compiled fan-out loop: a change rebuilds it.
+$(VENV)/.runtime: pyproject.toml setup.py media_relay/_fanout.c | $(BIN)/python
 	$(PIP) -e .
 	touch $@
 

@@ -1,8 +1,9 @@
 """The few places where the relay reaches inside aiortc, written for aiortc 1.16.0 only.
 
 aiortc has no public API for forwarding encoded media: its receiver hands every reassembled frame
-to a decoder thread, and its sender's keyframe requests go to its own encoder. This module is the
-only one allowed to touch aiortc's private attributes (pinned as `aiortc==1.16.0` in
+to a decoder thread, its sender packetises frames itself in one coroutine per sender, and its
+keyframe requests go to its own encoder. This module is the only one allowed to touch aiortc's
+private attributes (pinned as `aiortc==1.16.0` in
 pyproject.toml); `tests/media_relay/test_aiortc_internals.py` covers each of them, and the import
 below fails with a clear message when an upgrade moved one. What it relies on:
 
@@ -13,17 +14,34 @@ below fails with a clear message when an upgrade moved one. What it relies on:
   `add(packet)` sees every media packet after RTX unwrapping, so with the publisher's media SSRC.
 - `RTCRtpReceiver._send_rtcp_pli(media_ssrc)`: sends a picture loss indication to the publisher.
 - `RTCRtpSender._send_keyframe()`: called by `_handle_rtcp_packet` for a subscriber's PLI or FIR.
+- `RTCRtpSender._retransmit(seq)`: awaited by `_handle_rtcp_packet` for each sequence number of a
+  subscriber's NACK.
+- `RTCRtpSender.send(parameters)`: awaited once the DTLS transport is connected, with the
+  negotiated payload types, header extension ids and mid.
+- `RTCRtpSender._ssrc`, `_rtx_ssrc` and the counters its RTCP loop reports in sender reports and
+  `getStats()` reads: `_RTCRtpSender__packet_count`, `__octet_count`, `__rtp_timestamp`,
+  `__ntp_timestamp`.
+- `RTCDtlsTransport._state` (a `State`), `_tx_srtp` (a pylibsrtp `Session`),
+  `RTCIceTransport._connection` (aioice's `Connection`) and its `_nominated[1]` candidate pair,
+  whose `protocol.transport` is the datagram transport aiortc itself sends on.
+- pylibsrtp 1.0 (aiortc's SRTP): `Session._srtp[0]` is the libsrtp `srtp_t`, and
+  `pylibsrtp._binding.lib.srtp_protect` is libsrtp 2's `srtp_protect(ctx, rtp, *len)`; the
+  compiled fan-out loop calls it with the session's own context (single-threaded, on the loop).
 """
 
 from __future__ import annotations
 
 import queue
+import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import RtpPacket
+from pylibsrtp import _binding as srtp_binding
 
 PINNED_AIORTC = "1.16.0"
 
@@ -53,17 +71,19 @@ def _require_class_attributes() -> None:
         (RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder"),
         (RTCRtpSender, "_send_keyframe"),
         (RTCRtpSender, "_handle_rtcp_packet"),
+        (RTCRtpSender, "_retransmit"),
+        (RTCRtpSender, "send"),
         (JitterBuffer, "add"),
     ):
         if not hasattr(cls, name):
             raise AiortcChangedError(f"{cls.__name__}.{name}")
 
 
-def _require_instance_attribute(receiver: RTCRtpReceiver, name: str) -> Any:
+def _require_instance_attribute(instance: object, name: str) -> Any:
     try:
-        return getattr(receiver, name)
+        return getattr(instance, name)
     except AttributeError:
-        raise AiortcChangedError(f"RTCRtpReceiver.{name}") from None
+        raise AiortcChangedError(f"{type(instance).__name__}.{name}") from None
 
 
 _require_class_attributes()
@@ -165,3 +185,163 @@ def hook_keyframe_requests(
 
     # An instance attribute shadows the method that `_handle_rtcp_packet` looks up on `self`.
     sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+
+class FanoutSlot(Protocol):
+    """What `SenderLeg.connect` needs of a compiled slot (`media_relay._fanout.Slot`)."""
+
+    def connect_socket(
+        self, session: object, srtp: int, protect: int, fd: int, host: str, port: int
+    ) -> None: ...
+    def connect_callable(self, send: Callable[[bytes], bool]) -> None: ...
+
+
+PacketSink = Callable[[RtpPacket], None]
+"""Called on the event loop with each media packet: after SRTP, RTX unwrapped, payload intact."""
+
+
+class _PacketTapJitterBuffer(_SsrcRecordingJitterBuffer):
+    """Hands each media packet on as it arrives and reassembles nothing: no frame, no delay."""
+
+    def __init__(self, sink: PacketSink) -> None:
+        super().__init__(capacity=16)
+        self._sink = sink
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        self.media_ssrc = packet.ssrc
+        self._sink(packet)
+        return False, None
+
+
+def tap_receiver_packets(receiver: RTCRtpReceiver, sink: PacketSink) -> ReceiverTap:
+    """Send the receiver's media packets to `sink` as they arrive; nothing is decoded.
+
+    aiortc's receiver goes on doing everything else for the publisher's leg: SRTP, RTX unwrapping,
+    NACKs for lost packets, receiver reports and REMB. Call it before `receive()` starts it.
+    """
+    if _require_instance_attribute(receiver, _DECODER_THREAD) is not None:
+        raise RuntimeError("tap_receiver_packets() must run before the receiver starts")
+    _require_instance_attribute(receiver, _DECODER_QUEUE)
+    _require_instance_attribute(receiver, _JITTER_BUFFER)
+    jitter_buffer = _PacketTapJitterBuffer(sink)
+    setattr(receiver, _JITTER_BUFFER, jitter_buffer)
+    # No frame is ever complete: the decoder thread reads the stand-in's None and ends at once.
+    setattr(receiver, _DECODER_QUEUE, _FrameTap(lambda *_: None, None))
+    return ReceiverTap(receiver, jitter_buffer)
+
+
+class SenderLeg:
+    """An `RTCRtpSender` whose RTP comes from the relay's fan-out loop, not from its own RTP loop.
+
+    `connect(slot)` points a compiled slot (`media_relay._fanout.Slot`) at the sender's transport:
+    the libsrtp session of its DTLS transport and a duplicate of the socket of its nominated ICE
+    candidate pair, so each packet is SRTP-protected and sent without Python. A TURN-relayed pair
+    has no socket of its own: the slot then hands packets to a Python function that protects and
+    sends them through aioice. `report()` writes the slot's counters into the sender, so its RTCP
+    sender reports (A/V sync in browsers) and `getStats()` stay right. The sender's own RTP loop
+    must be given a track that never yields.
+    """
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self._sender = sender
+        self._send: Callable[[bytes], bool] | None = None
+
+    @property
+    def ssrc(self) -> int:
+        ssrc: int = _require_instance_attribute(self._sender, "_ssrc")
+        return ssrc
+
+    @property
+    def rtx_ssrc(self) -> int:
+        ssrc: int = _require_instance_attribute(self._sender, "_rtx_ssrc")
+        return ssrc
+
+    def connect(self, slot: FanoutSlot) -> bool:
+        """Send the slot's packets on this sender's transport; False when it is not connected."""
+        send = self._connect()
+        if send is None:
+            return False
+        transport = self._sender.transport
+        srtp = transport._tx_srtp
+        pair = transport.transport._connection._nominated[1]
+        # asyncio's UDP transport has a socket; aioice's TURN transport has none of its own.
+        sock = pair.protocol.transport.get_extra_info("socket")
+        if sock is not None and sock.type == socket.SOCK_DGRAM:
+            ffi = srtp_binding.ffi
+            host, port = pair.remote_addr[:2]
+            try:
+                slot.connect_socket(
+                    srtp,
+                    int(ffi.cast("uintptr_t", srtp._srtp[0])),
+                    int(ffi.cast("uintptr_t", ffi.addressof(srtp_binding.lib, "srtp_protect"))),
+                    sock.fileno(),
+                    host,
+                    port,
+                )
+                return True
+            except ValueError:  # an address the socket layer needs more for (a scoped IPv6)
+                pass
+        slot.connect_callable(send)
+        return True
+
+    def report(self, packets: int, octets: int, rtp_timestamp: int, ntp_timestamp: int) -> None:
+        """Set what the sender's RTCP sender reports and `getStats()` say it sent."""
+        sender = self._sender
+        sender._RTCRtpSender__packet_count = packets  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count = octets  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__ntp_timestamp = ntp_timestamp  # type: ignore[attr-defined]
+
+    def resend(self, packet: bytes) -> bool:
+        """Send a retransmission (unprotected bytes) the Python way: NACKs are rare."""
+        send = self._send or self._connect()
+        return send is not None and send(packet)
+
+    def _connect(self) -> Callable[[bytes], bool] | None:
+        transport = self._sender.transport
+        if _require_instance_attribute(transport, "_state") is not DtlsState.CONNECTED:
+            return None
+        srtp = _require_instance_attribute(transport, "_tx_srtp")
+        connection = _require_instance_attribute(transport.transport, "_connection")
+        pair = _require_instance_attribute(connection, "_nominated").get(1)
+        if srtp is None or pair is None:
+            return None
+        protect = srtp.protect
+        datagrams = pair.protocol.transport
+        address = pair.remote_addr
+
+        def send(packet: bytes) -> bool:
+            # Checked per packet (one attribute): a closed transport's socket must not be used.
+            if transport._state is not DtlsState.CONNECTED:
+                self._send = None
+                return False
+            datagrams.sendto(protect(packet), address)
+            return True
+
+        self._send = send
+        return send
+
+
+def hook_sender_start(
+    sender: RTCRtpSender, on_start: Callable[[RTCRtpSendParameters], None]
+) -> None:
+    """Call `on_start(parameters)` when the connected peer connection starts the sender."""
+    original = sender.send
+
+    async def send(parameters: RTCRtpSendParameters) -> None:
+        await original(parameters)
+        on_start(parameters)
+
+    sender.send = send  # type: ignore[method-assign]
+
+
+def hook_retransmissions(sender: RTCRtpSender, on_nack: Callable[[int], object]) -> None:
+    """Call `on_nack(sequence_number)` for each packet the remote peer reports lost.
+
+    Replaces aiortc's own retransmission, which serves packets from its RTP loop's history.
+    """
+
+    async def retransmit(sequence_number: int) -> None:
+        on_nack(sequence_number)
+
+    sender._retransmit = retransmit  # type: ignore[method-assign]

@@ -1,11 +1,13 @@
-"""A lesson's media: one peer connection per participant, encoded frames forwarded between them.
+"""A lesson's media: one peer connection per participant, RTP packets forwarded between them.
 
 Each participant has one `RTCPeerConnection` with the relay, and the browser is always the
 offerer. Its offer carries up to three sending transceivers (`mic`, `camera`, `screen`, named by
 the `sources` map) and any number of `recvonly` transceivers: its receive slots. A source that is
-forwarding is attached to one free slot of its kind on every other participant; frames flow from
-the publisher's receiver to those slots' senders without decoding: aiortc's sender only
-re-packetises an `av.Packet` it is given (see `media_relay.aiortc_internals` for the receive side).
+forwarding is attached to one free slot of its kind on every other participant. Each RTP packet
+the publisher's receiver gets (after SRTP and RTX) is sent on to those slots at once, its header
+rewritten for each (`media_relay.rtp_fanout`), without reassembling, decoding or a coroutine per
+subscriber; aiortc keeps doing ICE, DTLS, RTCP and NACKs for the publisher's leg
+(`media_relay.aiortc_internals` holds every reach into its internals).
 """
 
 from __future__ import annotations
@@ -14,13 +16,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
-from typing import Any, Literal
+from typing import Literal
 
-import av
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
@@ -32,9 +31,20 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
-from media_relay.aiortc_internals import ReceiverTap, hook_keyframe_requests, tap_receiver
+from media_relay._fanout import Slot as FanoutSlot
+from media_relay.aiortc_internals import (
+    ReceiverTap,
+    SenderLeg,
+    hook_keyframe_requests,
+    hook_retransmissions,
+    hook_sender_start,
+    tap_receiver_packets,
+)
+from media_relay.rtp_fanout import SlotOutput, SlotStats, fan_out
 
 logger = logging.getLogger(__name__)
 
@@ -43,18 +53,17 @@ PeerState = Literal["connected", "failed", "closed"]
 Kind = Literal["audio", "video"]
 
 SOURCE_KINDS: Mapping[Source, Kind] = {"mic": "audio", "camera": "video", "screen": "video"}
-CLOCK_RATES: Mapping[Kind, int] = {"audio": 48000, "video": 90000}
 # Spare receive slots per kind, so that a join rarely makes everyone renegotiate.
 SLOT_HEADROOM = 2
 # At most one keyframe request per publisher source in this window: every subscriber's PLI would
 # otherwise make the publisher send keyframes back to back.
 KEYFRAME_REQUEST_INTERVAL = 0.4
-# Frames a slot may hold for a slow subscriber (about two seconds) before it drops them.
-SLOT_QUEUE_FRAMES: Mapping[Kind, int] = {"audio": 100, "video": 60}
 # A peer connection not connected by then has failed: aiortc raises some errors (a bad DTLS
 # fingerprint, say) in a background task, after the answer, and then never changes state.
 CONNECT_TIMEOUT = 20.0
-_NOMINAL_FRAME_TICKS: Mapping[Kind, int] = {"audio": 960, "video": 3000}
+# How often the slots' counters are written into their senders for RTCP sender reports (which
+# aiortc sends every 0.5-1.5 s) and getStats().
+REPORT_INTERVAL = 0.2
 
 
 @dataclass(frozen=True)
@@ -80,16 +89,6 @@ class SourceStats:
     subscriber_keyframe_requests: int = 0
 
 
-@dataclass
-class SlotStats:
-    """Counters of one subscriber receive slot."""
-
-    frames_sent: int = 0
-    frames_dropped: int = 0
-    first_frame_keyframe: list[bool] = field(default_factory=list)
-    """For each source the slot carried, in order: was its first frame sent a keyframe."""
-
-
 @dataclass(frozen=True)
 class ForwardingStats:
     """A snapshot of the counters, keyed by (participant, source) and (participant, mid)."""
@@ -104,85 +103,24 @@ def is_vp8_keyframe(data: bytes) -> bool:
 
 
 class ForwardedTrack(MediaStreamTrack):
-    """A receive slot's track: hands the slot's sender encoded frames as `av.Packet`s.
+    """A receive slot's track as its aiortc sender sees it: it never yields a frame.
 
-    The slot keeps one RTP timeline (and, in the sender, one SSRC) whoever it carries: when its
-    source changes, timestamps are rebased to continue from the last frame sent.
+    The slot's packets reach the subscriber through the sender's `SenderLeg`, not through the
+    sender's own RTP loop, which waits on this track until the slot ends.
     """
 
     def __init__(self, kind: Kind) -> None:
         super().__init__()
         self.kind = kind
-        self._kind: Kind = kind
-        self.stats = SlotStats()
-        self._limit = SLOT_QUEUE_FRAMES[kind]
-        self._time_base = Fraction(1, CLOCK_RATES[kind])
-        self._queue: deque[av.Packet[Any]] = deque()
-        self._ready = asyncio.Event()
-        self._awaiting_keyframe = False
-        self._offset: int | None = None
-        self._last_pts: int | None = None
-        self._last_push = 0.0
+        self._ended = asyncio.Event()
 
-    def start_source(self) -> None:
-        """Carry a new source: rebase its timestamps, hold video until its next keyframe."""
-        self.stop_source()
-        self._awaiting_keyframe = self._kind == "video"
-        self.stats.first_frame_keyframe.append(False)
-
-    def stop_source(self) -> None:
-        """Carry nothing: what is queued is never sent."""
-        self.stats.frames_dropped += len(self._queue)
-        self._queue.clear()
-        self._offset = None
-
-    def push(self, data: bytes, timestamp: int, keyframe: bool) -> bool:
-        """Queue one frame; return True when the slot needs a keyframe from the publisher."""
-        if self._awaiting_keyframe and not keyframe:
-            self.stats.frames_dropped += 1
-            return True
-        if len(self._queue) >= self._limit:
-            # A subscriber this far behind gets a fresh start rather than an ever longer queue.
-            self.stats.frames_dropped += len(self._queue)
-            self._queue.clear()
-            if self._kind == "video" and not keyframe:
-                self._awaiting_keyframe = True
-                self.stats.frames_dropped += 1
-                return True
-        if self._offset is None:
-            self._rebase(timestamp)
-            if self.stats.first_frame_keyframe:
-                self.stats.first_frame_keyframe[-1] = keyframe
-        self._awaiting_keyframe = False
-        packet = av.Packet(data)
-        packet.pts = timestamp + (self._offset or 0)
-        packet.time_base = self._time_base
-        self._last_pts = packet.pts
-        self._last_push = time.monotonic()
-        self._queue.append(packet)
-        self._ready.set()
-        return False
-
-    def _rebase(self, timestamp: int) -> None:
-        if self._last_pts is None:
-            self._offset = -timestamp
-            return
-        elapsed = round((time.monotonic() - self._last_push) * CLOCK_RATES[self._kind])
-        self._offset = self._last_pts + max(elapsed, _NOMINAL_FRAME_TICKS[self._kind]) - timestamp
-
-    async def recv(self) -> av.Packet[Any]:
-        while not self._queue:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._ready.clear()
-            await self._ready.wait()
-        self.stats.frames_sent += 1
-        return self._queue.popleft()
+    async def recv(self) -> None:  # type: ignore[override]
+        await self._ended.wait()
+        raise MediaStreamError
 
     def stop(self) -> None:
         super().stop()
-        self._queue.clear()
-        self._ready.set()
+        self._ended.set()
 
 
 @dataclass(eq=False)
@@ -193,6 +131,8 @@ class _Publication:
     source: Source
     tap: ReceiverTap | None = None
     subscribers: set[_Slot] = field(default_factory=set)
+    fanout: list[FanoutSlot] = field(default_factory=list)
+    """The subscribers' compiled slots, which the fan-out loop walks."""
     stats: SourceStats = field(default_factory=SourceStats)
     last_keyframe_request: float = float("-inf")
     keyframe_request_pending: bool = False
@@ -209,6 +149,7 @@ class _Slot:
     mid: str
     kind: Kind
     track: ForwardedTrack
+    output: SlotOutput
     carries: _Publication | None = None
 
 
@@ -261,6 +202,7 @@ class LessonForwarder:
         self._forwarding: set[tuple[str, Source]] = set()
         self._slots_wanted_sent: dict[str, tuple[int, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._reporting = False
         self._closed = False
 
     # Negotiation
@@ -302,6 +244,9 @@ class LessonForwarder:
             await self._end_peer(peer, "failed")
 
     def _start_peer(self, peer: _Peer) -> RTCPeerConnection:
+        if not self._reporting:
+            self._reporting = True
+            self._spawn(self._report_to_senders())
         pc = RTCPeerConnection(self._configuration)
         peer.pc = pc
         peer.roles = {}
@@ -365,16 +310,19 @@ class LessonForwarder:
         if source is not None and direction in ("sendonly", "sendrecv"):
             transceiver = pc.addTransceiver(kind, direction="recvonly")
             publication = self._publication(peer.participant, source)
-            publication.tap = tap_receiver(
-                transceiver.receiver,
-                kind,
-                lambda _mime, data, ts: self._on_frame(publication, data, ts),
+            publication.tap = tap_receiver_packets(
+                transceiver.receiver, lambda packet: self._on_packet(publication, packet)
             )
             peer.roles[mid] = source
         elif source is None and direction == "recvonly":
             track = ForwardedTrack(kind)
             transceiver = pc.addTransceiver(track, direction="sendonly")
-            peer.slots[mid] = _Slot(mid, kind, track)
+            output = SlotOutput(kind, SenderLeg(transceiver.sender))
+            slot = peer.slots[mid] = _Slot(mid, kind, track, output)
+            hook_sender_start(
+                transceiver.sender, lambda parameters: self._on_slot_started(slot, parameters)
+            )
+            hook_retransmissions(transceiver.sender, output.retransmit)
             hook_keyframe_requests(
                 transceiver.sender, lambda: self._on_subscriber_keyframe_request(peer, mid)
             )
@@ -485,16 +433,18 @@ class LessonForwarder:
 
     def _attach(self, slot: _Slot, publication: _Publication) -> None:
         slot.carries = publication
-        slot.track.start_source()
+        slot.output.start_source()
         publication.subscribers.add(slot)
+        publication.fanout.append(slot.output.slot)
         if publication.kind == "video":
             self._request_keyframe(publication)
 
     def _detach(self, slot: _Slot) -> None:
         if slot.carries is not None:
             slot.carries.subscribers.discard(slot)
+            slot.carries.fanout.remove(slot.output.slot)
         slot.carries = None
-        slot.track.stop_source()
+        slot.output.stop_source()
 
     @staticmethod
     def _track_map(peer: _Peer) -> dict[str, SlotTrack | None]:
@@ -507,20 +457,31 @@ class LessonForwarder:
 
     # Media
 
-    def _on_frame(self, publication: _Publication, data: bytes, timestamp: int) -> None:
-        """A publisher's complete encoded frame, on the event loop: queue it for each subscriber."""
-        publication.stats.frames_received += 1
-        keyframe = publication.kind == "audio" or is_vp8_keyframe(data)
-        if keyframe and publication.kind == "video":
-            publication.stats.keyframes_received += 1
-        if not self._is_live(publication):
-            return
-        needs_keyframe = False
-        for slot in publication.subscribers:
-            needs_keyframe |= slot.track.push(data, timestamp, keyframe)
-            publication.stats.frames_forwarded += 1
-        if needs_keyframe:
+    def _on_packet(self, publication: _Publication, packet: RtpPacket) -> None:
+        """A publisher's RTP packet, on the event loop: sent on to each subscriber slot at once."""
+        live = self._is_live(publication)
+        fanned = fan_out(publication.kind, packet, publication.fanout if live else [])
+        stats = publication.stats
+        if fanned.keyframe_start:
+            stats.keyframes_received += 1
+        if fanned.frame_end:
+            stats.frames_received += 1
+            stats.frames_forwarded += fanned.sent
+        if fanned.held:
             self._request_keyframe(publication)
+
+    def _on_slot_started(self, slot: _Slot, parameters: RTCRtpSendParameters) -> None:
+        """A subscriber's sender started: its slot can send, from a keyframe for video."""
+        if slot.output.configure(parameters) and slot.carries is not None:
+            self._request_keyframe(slot.carries)
+
+    async def _report_to_senders(self) -> None:
+        """Keep every slot's sender reports in step with what the fan-out loop sent."""
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL)
+            for peer in self._peers.values():
+                for slot in peer.slots.values():
+                    slot.output.report()
 
     def _on_subscriber_keyframe_request(self, peer: _Peer, mid: str) -> None:
         slot = peer.slots.get(mid)
@@ -583,6 +544,7 @@ class LessonForwarder:
                 publication.tap = None
         for slot in peer.slots.values():
             self._detach(slot)
+            slot.output.close()
             slot.track.stop()
         if state is not None:
             self._on_peer_state(peer.participant, state)
@@ -598,11 +560,7 @@ class LessonForwarder:
                 for key, publication in self._publications.items()
             },
             slots={
-                (peer.participant, mid): SlotStats(
-                    frames_sent=slot.track.stats.frames_sent,
-                    frames_dropped=slot.track.stats.frames_dropped,
-                    first_frame_keyframe=list(slot.track.stats.first_frame_keyframe),
-                )
+                (peer.participant, mid): slot.output.stats
                 for peer in self._peers.values()
                 for mid, slot in peer.slots.items()
             },

@@ -142,6 +142,18 @@ class SyntheticParticipant:
             stats.packetsReceived for stats in report.values() if stats.type == "inbound-rtp"
         )
 
+    async def sender_report(self, mid: str) -> tuple[int, int] | None:
+        """(packets, octets) the relay's last RTCP sender report for the slot claimed sent."""
+        report = await self._transceiver(mid).receiver.getStats()
+        return next(
+            (
+                (stats.packetsSent, stats.bytesSent)
+                for stats in report.values()
+                if stats.type == "remote-outbound-rtp"
+            ),
+            None,
+        )
+
     async def report_picture_loss(self, mid: str) -> bool:
         """Send the relay a PLI for the slot, as a browser does when it cannot decode."""
         return await self.taps[self._transceiver(mid)].request_keyframe()

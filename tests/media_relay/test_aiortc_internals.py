@@ -7,6 +7,7 @@ relay can forward again.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import av
@@ -14,13 +15,35 @@ import pytest
 import pytest_asyncio
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.vpx import Vp8Encoder
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpReceiveParameters,
+    RTCRtpSendParameters,
+)
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
-from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket
+from aiortc.rtp import (
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+)
+from pylibsrtp import Policy, Session
+from pylibsrtp import _binding as srtp_binding
 
 from media_relay import aiortc_internals
-from media_relay.aiortc_internals import AiortcChangedError, hook_keyframe_requests, tap_receiver
-from media_relay.forwarding import ForwardedTrack
+from media_relay._fanout import Slot
+from media_relay._fanout import forward as fanout_forward
+from media_relay.aiortc_internals import (
+    AiortcChangedError,
+    SenderLeg,
+    hook_keyframe_requests,
+    hook_retransmissions,
+    hook_sender_start,
+    tap_receiver,
+    tap_receiver_packets,
+)
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
@@ -170,17 +193,145 @@ async def test_a_chained_hook_also_forces_the_encoders_next_keyframe(pc):
 
 
 @pytest.mark.asyncio
-async def test_a_sender_packs_an_encoded_packet_without_encoding_it(pc):
-    """The send side relies on `_next_encoded_frame` packing an `av.Packet` as it is."""
-    track = ForwardedTrack("video")
-    sender = pc.addTransceiver(track, direction="sendonly").sender
-    track.start_source()
-    track.push(b"\x10keyframe", 90_000, keyframe=True)
-    encoded = await sender._next_encoded_frame(VP8)
-    assert encoded is not None
-    assert encoded.timestamp == 0
-    [payload] = encoded.payloads
-    assert payload.endswith(b"\x10keyframe")  # after the VP8 payload descriptor
+async def test_a_packet_tapped_receiver_hands_on_each_packet_at_once_and_decodes_nothing(pc):
+    """No frame is reassembled: each packet reaches the sink as it arrives, RTP payload intact."""
+    receiver = _receiver(pc, "video")
+    packets: list[RtpPacket] = []
+    tap = tap_receiver_packets(receiver, packets.append)
+    await receiver.receive(RTCRtpReceiveParameters(codecs=[VP8]))
+    await _feed(receiver, VP8, [b"\x10" + bytes(3000)])  # one keyframe, three packets
+    assert [p.sequence_number for p in packets] == [100, 101, 102]
+    assert packets[0].payload.startswith(b"\x90\x80")  # the VP8 payload descriptor, kept
+    assert [p.marker for p in packets] == [0, 0, 1]
+    assert tap.media_ssrc == MEDIA_SSRC
+    thread = receiver._RTCRtpReceiver__decoder_thread  # type: ignore[attr-defined]
+    await asyncio.to_thread(thread.join, 2)
+    assert not thread.is_alive()
+    await asyncio.wait_for(receiver.stop(), timeout=2)
+
+
+@pytest.mark.asyncio
+async def test_the_packet_tap_must_come_before_the_receiver_starts(pc):
+    receiver = _receiver(pc, "audio")
+    await receiver.receive(RTCRtpReceiveParameters(codecs=[OPUS]))
+    with pytest.raises(RuntimeError, match="before the receiver starts"):
+        tap_receiver_packets(receiver, lambda _packet: None)
+    await receiver.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_subscriber_s_nack_reaches_the_hook_for_each_lost_packet(pc):
+    sender = pc.addTransceiver("video", direction="sendonly").sender
+    lost: list[int] = []
+    hook_retransmissions(sender, lost.append)
+    await sender._handle_rtcp_packet(
+        RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=sender._ssrc, lost=[7, 9])
+    )
+    assert lost == [7, 9]
+
+
+@pytest.mark.asyncio
+async def test_the_start_hook_gets_the_negotiated_send_parameters(pc, monkeypatch):
+    sender = pc.addTransceiver("video", direction="sendonly").sender
+    started: list[RTCRtpSendParameters] = []
+
+    async def send(parameters: RTCRtpSendParameters) -> None:
+        started.append(parameters)  # what aiortc's own send would be given
+
+    monkeypatch.setattr(sender, "send", send)
+    hook_sender_start(sender, started.append)
+    parameters = RTCRtpSendParameters(codecs=[VP8], muxId="3")
+    await sender.send(parameters)
+    assert started == [parameters, parameters]
+
+
+@pytest.mark.asyncio
+async def test_a_leg_connects_no_slot_before_its_transport_is_connected(pc):
+    sender = pc.addTransceiver("video", direction="sendonly").sender
+    leg = SenderLeg(sender)
+    slot = Slot(video=True)
+    assert leg.connect(slot) is False
+    assert leg.resend(b"\x80" + bytes(20)) is False
+    assert (leg.ssrc, leg.rtx_ssrc) == (sender._ssrc, sender._rtx_ssrc)
+
+
+@pytest.mark.asyncio
+async def test_a_legs_report_is_what_the_senders_stats_and_sender_reports_say(pc):
+    sender = pc.addTransceiver("video", direction="sendonly").sender
+    SenderLeg(sender).report(packets=12, octets=3400, rtp_timestamp=777, ntp_timestamp=1 << 40)
+    [stats] = [s for s in (await sender.getStats()).values() if s.type == "outbound-rtp"]
+    assert (stats.packetsSent, stats.bytesSent) == (12, 3400)
+    assert sender._RTCRtpSender__rtp_timestamp == 777
+    assert sender._RTCRtpSender__ntp_timestamp == 1 << 40
+
+
+@pytest.mark.asyncio
+async def test_a_connected_leg_sends_the_slots_packets_itself_on_the_ice_socket():
+    """SRTP with the DTLS transport's session, on the nominated pair's socket: the peer gets it."""
+    sending, receiving = RTCPeerConnection(), RTCPeerConnection()
+    try:
+        transceiver = sending.addTransceiver("audio", direction="sendonly")
+        started: list[RTCRtpSendParameters] = []
+        hook_sender_start(transceiver.sender, started.append)
+        await sending.setLocalDescription(await sending.createOffer())
+        await receiving.setRemoteDescription(sending.localDescription)
+        await receiving.setLocalDescription(await receiving.createAnswer())
+        await sending.setRemoteDescription(receiving.localDescription)
+        for _ in range(100):
+            if started and receiving.connectionState == "connected":
+                break
+            await asyncio.sleep(0.05)
+        [parameters] = started
+        leg = SenderLeg(transceiver.sender)
+        slot = Slot(video=False)
+        template = b"\x80\x00\x00\x00" + bytes(4) + leg.ssrc.to_bytes(4, "big")
+        slot.configure(template, parameters.codecs[0].payloadType or 0, 0, 0)
+        assert leg.connect(slot) is True
+        assert slot.mode == "socket"
+        slot.start_source(0)
+        silence = bytes([0xF8, 0xFF, 0xFE])
+        for sequence in range(5):
+            fanout_forward([slot], sequence, 960 * sequence, 0, silence, False, True, 0, -1, 0)
+        [receiver] = receiving.getReceivers()
+
+        async def received() -> int:
+            report = await receiver.getStats()
+            return sum(s.packetsReceived for s in report.values() if s.type == "inbound-rtp")
+
+        for _ in range(40):
+            if await received() >= 5:
+                break
+            await asyncio.sleep(0.05)
+        assert await received() == 5
+        slot.disconnect()
+        assert slot.mode is None
+    finally:
+        await sending.close()
+        await receiving.close()
+
+
+def test_the_srtp_session_exposes_the_libsrtp_context_the_compiled_loop_uses():
+    """pylibsrtp's `Session._srtp[0]` and `lib.srtp_protect`: a slot's datagram is Python's SRTP."""
+    key = bytes(range(30))
+    plain = b"\x80\x60\x00\x01" + bytes(8) + b"payload" * 20  # sequence number 1, timestamp 0
+    ffi, lib = srtp_binding.ffi, srtp_binding.lib
+    session = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    context = int(ffi.cast("uintptr_t", session._srtp[0]))
+    protect = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener,
+    ):
+        listener.bind(("127.0.0.1", 0))
+        slot = Slot(video=False)
+        slot.configure(plain[:12], 0x60, 0, 0)
+        slot.connect_socket(session, context, protect, udp.fileno(), *listener.getsockname())
+        slot.start_source(0)  # the slot's timeline starts at 0, its numbering at 1
+        assert fanout_forward([slot], 1, 0, 0, plain[12:], False, True, 0, -1, 0) == (1, 0)
+        received = listener.recv(2048)
+        slot.disconnect()
+    expected = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)).protect(plain)
+    assert received == expected
 
 
 def test_a_missing_internal_is_reported_with_the_pinned_version(monkeypatch):

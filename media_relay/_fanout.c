@@ -1,0 +1,507 @@
+/* The relay's per-packet fan-out loop, compiled: see media_relay/rtp_fanout.py for what it does.
+ *
+ * One publisher RTP packet goes to every subscriber slot of that source: for each slot the RTP
+ * header is written from the slot's template (its SSRC, payload type, sequence number and timestamp
+ * offsets, header extensions), the publisher's payload copied after it, SRTP applied in place with
+ * the subscriber's libsrtp session and the datagram sent on the subscriber's socket. No Python
+ * object is created per slot; the history for NACKs holds a reference to the publisher's payload.
+ * Python keeps every decision that is not per packet (which slot carries what, when to ask for a
+ * keyframe, RTX retransmissions, RTCP).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HISTORY 128
+#define MAX_HEADER 64
+/* Room for the SRTP trailer (at most 16 bytes of tag and MKI) after the largest packet. */
+#define BUFFER_SIZE 2048
+#define TRAILER 32
+
+/* libsrtp 2: srtp_err_status_t srtp_protect(srtp_t ctx, void *rtp_hdr, int *len_ptr). */
+typedef int (*protect_fn)(void *ctx, void *rtp, int *len);
+
+typedef struct {
+    PyObject *payload; /* the publisher's payload; NULL when this entry is empty */
+    uint32_t timestamp;
+    uint16_t sequence;
+    uint8_t marker;
+    uint8_t audio_level;
+    uint8_t abs_send_time[3];
+} Entry;
+
+typedef struct {
+    PyObject_HEAD
+    int video;
+    uint8_t template[MAX_HEADER];
+    int header_size; /* 0 until configured */
+    int payload_type;
+    int abs_send_time_at; /* 0: not negotiated */
+    int audio_level_at;
+    /* Timeline */
+    int carrying;
+    int rebase;
+    int awaiting_keyframe;
+    int first_frame; /* of the current source: -1 none yet, 0 delta, 1 keyframe */
+    uint16_t seq_offset;
+    uint16_t base_seq;
+    uint16_t last_seq;
+    uint32_t ts_offset;
+    uint32_t last_ts;
+    int has_last_ts;
+    uint32_t origin; /* where a first timeline starts (random) */
+    double last_sent;
+    /* Output: a socket, or a Python callable given the unprotected packet */
+    PyObject *session; /* keeps the libsrtp session alive while its pointer is used */
+    void *srtp;
+    protect_fn protect;
+    int fd;
+    struct sockaddr_storage address;
+    socklen_t address_size;
+    PyObject *send;
+    /* Counters */
+    unsigned long long packets;
+    unsigned long long octets;
+    unsigned long long frames_sent;
+    unsigned long long frames_dropped;
+    unsigned long long send_errors;
+    uint32_t report_timestamp;
+    unsigned long long report_ntp;
+    Entry history[HISTORY];
+} Slot;
+
+static double monotonic(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+static void put16(uint8_t *at, uint16_t value) {
+    at[0] = (uint8_t)(value >> 8);
+    at[1] = (uint8_t)value;
+}
+
+static void put32(uint8_t *at, uint32_t value) {
+    at[0] = (uint8_t)(value >> 24);
+    at[1] = (uint8_t)(value >> 16);
+    at[2] = (uint8_t)(value >> 8);
+    at[3] = (uint8_t)value;
+}
+
+static void disconnect(Slot *self) {
+    if (self->fd >= 0) {
+        close(self->fd);
+        self->fd = -1;
+    }
+    Py_CLEAR(self->session);
+    Py_CLEAR(self->send);
+    self->srtp = NULL;
+    self->protect = NULL;
+}
+
+static void clear_history(Slot *self) {
+    for (int i = 0; i < HISTORY; i++) {
+        Py_CLEAR(self->history[i].payload);
+    }
+}
+
+static PyObject *Slot_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"video", NULL};
+    int video = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "p", keywords, &video)) {
+        return NULL;
+    }
+    Slot *self = (Slot *)type->tp_alloc(type, 0); /* zeroed */
+    if (self == NULL) {
+        return NULL;
+    }
+    self->video = video;
+    self->fd = -1;
+    self->first_frame = -1;
+    return (PyObject *)self;
+}
+
+static int Slot_traverse(Slot *self, visitproc visit, void *arg) {
+    Py_VISIT(self->session);
+    Py_VISIT(self->send);
+    return 0;
+}
+
+static int Slot_clear(Slot *self) {
+    disconnect(self);
+    return 0;
+}
+
+static void Slot_dealloc(Slot *self) {
+    PyObject_GC_UnTrack(self);
+    disconnect(self);
+    clear_history(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Slot_configure(Slot *self, PyObject *args) {
+    Py_buffer template;
+    int payload_type, abs_send_time_at, audio_level_at;
+    if (!PyArg_ParseTuple(args, "y*iii", &template, &payload_type, &abs_send_time_at,
+                          &audio_level_at)) {
+        return NULL;
+    }
+    if (template.len < 12 || template.len > MAX_HEADER || abs_send_time_at + 3 > template.len ||
+        audio_level_at >= template.len) {
+        PyBuffer_Release(&template);
+        PyErr_SetString(PyExc_ValueError, "bad RTP header template");
+        return NULL;
+    }
+    memcpy(self->template, template.buf, (size_t)template.len);
+    self->header_size = (int)template.len;
+    PyBuffer_Release(&template);
+    self->payload_type = payload_type & 0x7f;
+    self->abs_send_time_at = abs_send_time_at;
+    self->audio_level_at = audio_level_at;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Slot_connect_socket(Slot *self, PyObject *args) {
+    PyObject *session;
+    unsigned long long srtp, protect;
+    int fd, port;
+    const char *host;
+    if (!PyArg_ParseTuple(args, "OKKisi", &session, &srtp, &protect, &fd, &host, &port)) {
+        return NULL;
+    }
+    struct sockaddr_storage address;
+    memset(&address, 0, sizeof(address));
+    socklen_t size;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&address;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&address;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        size = sizeof(*v4);
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        size = sizeof(*v6);
+    } else {
+        PyErr_Format(PyExc_ValueError, "not an IP address: %s", host);
+        return NULL;
+    }
+    int own = dup(fd); /* ours to close: the fd number can never come to mean another socket */
+    if (own < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    disconnect(self);
+    self->fd = own;
+    self->address = address;
+    self->address_size = size;
+    Py_INCREF(session);
+    self->session = session;
+    self->srtp = (void *)(uintptr_t)srtp;
+    self->protect = (protect_fn)(uintptr_t)protect;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Slot_connect_callable(Slot *self, PyObject *send) {
+    if (!PyCallable_Check(send)) {
+        PyErr_SetString(PyExc_TypeError, "send must be callable");
+        return NULL;
+    }
+    disconnect(self);
+    Py_INCREF(send);
+    self->send = send;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Slot_disconnect(Slot *self, PyObject *unused) {
+    disconnect(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Slot_start_source(Slot *self, PyObject *args) {
+    unsigned int origin;
+    if (!PyArg_ParseTuple(args, "I", &origin)) {
+        return NULL;
+    }
+    self->carrying = 1;
+    self->rebase = 1;
+    self->awaiting_keyframe = self->video;
+    self->first_frame = -1;
+    self->origin = origin;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Slot_stop_source(Slot *self, PyObject *unused) {
+    self->carrying = 0;
+    Py_RETURN_NONE;
+}
+
+/* Write the slot's header for a packet into `out`; return its size. */
+static int write_header(Slot *self, uint8_t *out, int marker, uint16_t sequence,
+                        uint32_t timestamp, const uint8_t *abs_send_time, int audio_level) {
+    memcpy(out, self->template, (size_t)self->header_size);
+    out[1] = (uint8_t)((marker ? 0x80 : 0) | self->payload_type);
+    put16(out + 2, sequence);
+    put32(out + 4, timestamp);
+    if (self->abs_send_time_at) {
+        memcpy(out + self->abs_send_time_at, abs_send_time, 3);
+    }
+    if (self->audio_level_at && audio_level >= 0) {
+        out[self->audio_level_at] = (uint8_t)audio_level;
+    }
+    return self->header_size;
+}
+
+static PyObject *Slot_sent_packet(Slot *self, PyObject *args) {
+    unsigned int sequence;
+    if (!PyArg_ParseTuple(args, "I", &sequence)) {
+        return NULL;
+    }
+    Entry *entry = &self->history[sequence % HISTORY];
+    if (entry->payload == NULL || entry->sequence != (uint16_t)sequence) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(entry->payload);
+    PyObject *packet = PyBytes_FromStringAndSize(NULL, self->header_size + size);
+    if (packet == NULL) {
+        return NULL;
+    }
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(packet);
+    int header = write_header(self, out, entry->marker, entry->sequence, entry->timestamp,
+                              entry->abs_send_time, entry->audio_level);
+    memcpy(out + header, PyBytes_AS_STRING(entry->payload), (size_t)size);
+    return packet;
+}
+
+static PyObject *Slot_counters(Slot *self, PyObject *unused) {
+    return Py_BuildValue("KKKKKIKi", self->packets, self->octets, self->frames_sent,
+                         self->frames_dropped, self->send_errors, self->report_timestamp,
+                         self->report_ntp, self->first_frame);
+}
+
+static PyObject *Slot_get_ready(Slot *self, void *closure) {
+    return PyBool_FromLong(self->header_size != 0);
+}
+
+static PyObject *Slot_get_mode(Slot *self, void *closure) {
+    if (self->send != NULL) {
+        return PyUnicode_FromString("callable");
+    }
+    if (self->fd >= 0) {
+        return PyUnicode_FromString("socket");
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Slot_get_last_seq(Slot *self, void *closure) {
+    return PyLong_FromLong(self->last_seq);
+}
+
+static void start_timeline(Slot *self, uint16_t sequence, uint32_t timestamp, int keyframe) {
+    self->rebase = 0;
+    self->awaiting_keyframe = 0;
+    self->base_seq = sequence;
+    self->seq_offset = (uint16_t)(self->last_seq + 1 - sequence);
+    uint32_t origin = self->origin;
+    if (self->has_last_ts) {
+        double rate = self->video ? 90000.0 : 48000.0;
+        long long elapsed = (long long)((monotonic() - self->last_sent) * rate + 0.5);
+        long long nominal = self->video ? 3000 : 960;
+        origin = self->last_ts + (uint32_t)(elapsed > nominal ? elapsed : nominal);
+    }
+    self->ts_offset = origin - timestamp;
+    if (self->first_frame < 0) {
+        self->first_frame = self->video ? keyframe : 1;
+    }
+}
+
+/* Send one packet of `size` bytes in `buffer` (room for the SRTP trailer); 1 when it left. */
+static int send_packet(Slot *self, uint8_t *buffer, int size) {
+    if (self->send != NULL) {
+        PyObject *packet = PyBytes_FromStringAndSize((const char *)buffer, size);
+        if (packet == NULL) {
+            return -1;
+        }
+        PyObject *result = PyObject_CallOneArg(self->send, packet);
+        Py_DECREF(packet);
+        if (result == NULL) {
+            return -1;
+        }
+        int sent = PyObject_IsTrue(result);
+        Py_DECREF(result);
+        return sent;
+    }
+    if (self->fd < 0) {
+        return 0;
+    }
+    int length = size;
+    if (self->protect(self->srtp, buffer, &length) != 0) {
+        self->send_errors++;
+        return 0;
+    }
+    if (sendto(self->fd, buffer, (size_t)length, 0, (struct sockaddr *)&self->address,
+               self->address_size) < 0) {
+        /* A full socket buffer loses the packet as a network would: the history can resend it. */
+        self->send_errors++;
+    }
+    return 1;
+}
+
+static PyObject *forward(PyObject *module, PyObject *args) {
+    PyObject *slots;
+    unsigned int sequence_in, timestamp, abs_send_time;
+    int marker, keyframe_start, frame_end, audio_level;
+    unsigned long long ntp;
+    PyObject *payload;
+    if (!PyArg_ParseTuple(args, "O!IIiSppIiK", &PyList_Type, &slots, &sequence_in, &timestamp,
+                          &marker, &payload, &keyframe_start, &frame_end, &abs_send_time,
+                          &audio_level, &ntp)) {
+        return NULL;
+    }
+    uint16_t sequence = (uint16_t)sequence_in;
+    Py_ssize_t payload_size = PyBytes_GET_SIZE(payload);
+    if (payload_size > BUFFER_SIZE - MAX_HEADER - TRAILER) {
+        PyErr_SetString(PyExc_ValueError, "RTP payload too large");
+        return NULL;
+    }
+    uint8_t ast[3] = {(uint8_t)(abs_send_time >> 16), (uint8_t)(abs_send_time >> 8),
+                      (uint8_t)abs_send_time};
+    uint8_t buffer[BUFFER_SIZE];
+    long held = 0, sent = 0;
+    double now = 0.0;
+    Py_ssize_t count = PyList_GET_SIZE(slots);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Slot *self = (Slot *)PyList_GET_ITEM(slots, i);
+        if (!self->header_size || !self->carrying) {
+            continue;
+        }
+        if (self->rebase) {
+            if (self->awaiting_keyframe && !keyframe_start) {
+                if (frame_end) {
+                    self->frames_dropped++;
+                }
+                held++;
+                continue;
+            }
+            start_timeline(self, sequence, timestamp, keyframe_start);
+        } else if ((uint16_t)(sequence - self->base_seq) >= 0x8000) {
+            continue; /* from before this slot's timeline began (a late retransmission) */
+        }
+        uint16_t out_seq = (uint16_t)(sequence + self->seq_offset);
+        uint32_t out_ts = timestamp + self->ts_offset;
+        int header = write_header(self, buffer, marker, out_seq, out_ts, ast, audio_level);
+        memcpy(buffer + header, PyBytes_AS_STRING(payload), (size_t)payload_size);
+        int result = send_packet(self, buffer, header + (int)payload_size);
+        if (result < 0) {
+            return NULL;
+        }
+        if (!result) {
+            continue;
+        }
+        Entry *entry = &self->history[out_seq % HISTORY];
+        Py_INCREF(payload);
+        Py_XSETREF(entry->payload, payload);
+        entry->sequence = out_seq;
+        entry->timestamp = out_ts;
+        entry->marker = (uint8_t)(marker != 0);
+        entry->audio_level = (uint8_t)(audio_level < 0 ? 0x7f : audio_level);
+        memcpy(entry->abs_send_time, ast, 3);
+        if ((uint16_t)(out_seq - self->last_seq) < 0x8000) {
+            self->last_seq = out_seq;
+            self->last_ts = out_ts;
+            self->has_last_ts = 1;
+            if (frame_end) {
+                if (now == 0.0) {
+                    now = monotonic();
+                }
+                self->last_sent = now;
+            }
+        }
+        self->packets++;
+        self->octets += (unsigned long long)payload_size;
+        self->report_timestamp = out_ts;
+        self->report_ntp = ntp;
+        if (frame_end) {
+            self->frames_sent++;
+        }
+        sent++;
+    }
+    return Py_BuildValue("ll", sent, held);
+}
+
+static PyMethodDef Slot_methods[] = {
+    {"configure", (PyCFunction)Slot_configure, METH_VARARGS,
+     "configure(template, payload_type, abs_send_time_at, audio_level_at)"},
+    {"connect_socket", (PyCFunction)Slot_connect_socket, METH_VARARGS,
+     "connect_socket(session, srtp_t, srtp_protect, fd, host, port): send SRTP on a UDP socket"},
+    {"connect_callable", (PyCFunction)Slot_connect_callable, METH_O,
+     "connect_callable(send): hand each unprotected packet to send(bytes) -> bool"},
+    {"disconnect", (PyCFunction)Slot_disconnect, METH_NOARGS, "Send nothing more."},
+    {"start_source", (PyCFunction)Slot_start_source, METH_VARARGS,
+     "start_source(origin): rebase the timeline at the next packet (video: keyframe)"},
+    {"stop_source", (PyCFunction)Slot_stop_source, METH_NOARGS, "Carry nothing."},
+    {"sent_packet", (PyCFunction)Slot_sent_packet, METH_VARARGS,
+     "sent_packet(sequence_number): the unprotected packet sent with it, or None"},
+    {"counters", (PyCFunction)Slot_counters, METH_NOARGS,
+     "(packets, octets, frames_sent, frames_dropped, send_errors, rtp_ts, ntp, first_frame)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Slot_getset[] = {
+    {"ready", (getter)Slot_get_ready, NULL, "configured", NULL},
+    {"last_seq", (getter)Slot_get_last_seq, NULL, "the highest sequence number sent", NULL},
+    {"mode", (getter)Slot_get_mode, NULL, "where packets go: 'socket', 'callable' or None", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject SlotType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media_relay._fanout.Slot",
+    .tp_basicsize = sizeof(Slot),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "One subscriber slot's RTP stream.",
+    .tp_new = Slot_new,
+    .tp_dealloc = (destructor)Slot_dealloc,
+    .tp_traverse = (traverseproc)Slot_traverse,
+    .tp_clear = (inquiry)Slot_clear,
+    .tp_methods = Slot_methods,
+    .tp_getset = Slot_getset,
+};
+
+static PyMethodDef module_methods[] = {
+    {"forward", forward, METH_VARARGS,
+     "forward(slots, seq, ts, marker, payload, keyframe_start, frame_end, abs_send_time, "
+     "audio_level, ntp) -> (sent, held)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "media_relay._fanout",
+    .m_doc = "The relay's compiled RTP fan-out loop.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__fanout(void) {
+    if (PyType_Ready(&SlotType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&SlotType);
+    if (PyModule_AddObject(m, "Slot", (PyObject *)&SlotType) < 0) {
+        Py_DECREF(&SlotType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
