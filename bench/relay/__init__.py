@@ -1,0 +1,93 @@
+"""Relay benchmarks: Homeroom's forwarding relay under load from aiortc peers (issue 6).
+
+`run(name, seconds)` runs one benchmark of `NAMES` and returns its JSON-ready result;
+`python -m bench.relay NAME [--seconds S]` does the same, prints it and saves it under
+bench/results/NAME.json. Each run starts two processes: the relay (`relay_server`, pinned to core
+1) and the load generator (`loadgen`, pinned to core 0), talking over a local pipe (`channel`).
+The relay's and the generator's CPU come from /proc/<pid>/stat over the measured window; a run
+whose generator core is more than 90 % busy is reported `valid: false`. Not here yet:
+`relay-gallery` (needs last-N in the forwarder) and `join-storm` (through the websocket stack).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from typing import Any
+
+from . import loadgen, relay_server
+from .media import encoded_clip
+from .scenarios import GENERATOR_CORE, RELAY_CORE, SCENARIOS, TRANSCODE_BASELINE, Scenario
+
+NAMES = list(SCENARIOS)
+# Joining, connecting and first media take seconds on top of the window.
+OVERHEAD_SECONDS = 150
+
+
+def run(name: str, seconds: float) -> dict[str, Any]:
+    """Run the benchmark `name` (one of NAMES) with a measured window of `seconds`."""
+    scenario = SCENARIOS[name]
+    if scenario is TRANSCODE_BASELINE:
+        return _transcode_baseline(seconds)
+    return _run_scenario(scenario, seconds)
+
+
+def _transcode_baseline(seconds: float) -> dict[str, Any]:
+    forwarding = _run_scenario(SCENARIOS["relay-lecture"], seconds)
+    transcoding = _run_scenario(TRANSCODE_BASELINE, seconds)
+    keys = ("relay_cpu_pct_one_core", "delivered_fps", "forwarded_pps", "valid")
+    ratio = per_frame = None
+    if forwarding["relay_cpu_pct_one_core"] and transcoding["delivered_fps"]:
+        ratio = transcoding["relay_cpu_pct_one_core"] / forwarding["relay_cpu_pct_one_core"]
+        # Per delivered frame: a saturated transcoder delivers fewer frames for its core.
+        per_frame = (transcoding["relay_cpu_pct_one_core"] / transcoding["delivered_fps"]) / (
+            forwarding["relay_cpu_pct_one_core"] / forwarding["delivered_fps"]
+        )
+    return {
+        **transcoding,
+        "ratio_vs_transcode": round(per_frame, 1) if per_frame else None,
+        "cpu_ratio_vs_transcode": round(ratio, 1) if ratio else None,
+        "forwarding": {key: forwarding[key] for key in keys},
+    }
+
+
+def _run_scenario(scenario: Scenario, seconds: float) -> dict[str, Any]:
+    clip = encoded_clip()
+    # Spawned, not forked: the children start from a clean interpreter (no Django, no threads).
+    context = multiprocessing.get_context("spawn")
+    relay_end, generator_end = context.Pipe()
+    report_receiver, report_sender = context.Pipe(duplex=False)
+    relay = context.Process(
+        target=relay_server.main, args=(relay_end, scenario.relay, RELAY_CORE), name="relay"
+    )
+    relay.start()
+    assert relay.pid is not None  # noqa: S101 -- set by start()
+    generator = context.Process(
+        target=loadgen.main,
+        args=(generator_end, report_sender, scenario, clip, seconds, relay.pid, GENERATOR_CORE),
+        name="loadgen",
+    )
+    generator.start()
+    try:
+        if not report_receiver.poll(seconds + OVERHEAD_SECONDS):
+            raise TimeoutError(f"{scenario.name}: no result within {seconds + OVERHEAD_SECONDS} s")
+        result: dict[str, Any] = report_receiver.recv()
+    finally:
+        for process in (generator, relay):
+            process.join(10)
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
+    if "error" in result:
+        raise RuntimeError(f"{scenario.name}: {result['error']}")
+    result["conditions"].update(
+        {
+            "relay": "LessonForwarder" if scenario.relay == "forward" else "aiortc MediaRelay",
+            "relay_core": RELAY_CORE,
+            "generator_core": GENERATOR_CORE,
+            "load_average_1min": round(os.getloadavg()[0], 2),
+            "media": clip.describe(),
+            **({"note": scenario.note} if scenario.note else {}),
+        }
+    )
+    return result

@@ -1,0 +1,554 @@
+"""The load generator process of a relay benchmark: aiortc publishers and subscribers, one core.
+
+Publishers send the pre-encoded clip (`bench.relay.media`); subscribers offer receive slots as the
+class page does. Most slots only count: their receiver's RTP handler is replaced by a meter, so
+packets are decrypted (SRTP) and parsed but never reassembled or decoded. The first audio and
+video slot of the first two participants that subscribe are real receivers (the meter, then
+aiortc's own handling and a decoder), so NACK, PLI and REMB reach the relay as from a browser.
+
+Latency needs no mark in the media: each publisher remembers when each clip frame went to its
+sender, by the frame's last bytes; a slot's meter looks up the last bytes of each frame's final
+RTP packet (marker bit) in its publisher's ledger on arrival. Both ends share this process's
+monotonic clock. Frames a transcoding relay re-encodes match nothing: no latency for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import statistics
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
+
+from media_relay.aiortc_internals import hook_keyframe_requests
+
+from .channel import Channel
+from .media import KEY_BYTES, ClipTrack, EncodedClip
+from .relay_server import rss_mb
+from .scenarios import GENERATOR_CORE, RELAY_CORE, Scenario
+
+REAL_RECEIVERS = 2
+CONNECT_TIMEOUT = 60.0
+# Media must reach every slot before the window opens; then a little more for the jitter to settle.
+FIRST_MEDIA_TIMEOUT = 20.0
+SETTLE = 2.0
+# A generator whose core is busier than this cannot be trusted to send and receive on time.
+SATURATED_PCT = 90
+# Frames sent within this long after a keyframe storm count as the storm's.
+STORM_SPAN = 1.0
+
+Ledger = dict[bytes, deque[float]]
+"""A publisher track's send times of each clip frame, by the frame's last bytes."""
+
+
+class SlotMeter:
+    """Counts one receive slot's RTP packets and frames and times its frames end to end."""
+
+    def __init__(self, kind: str, measuring: Callable[[], bool]) -> None:
+        self.kind = kind
+        self.ledger: Ledger | None = None
+        self.media_ssrc: int | None = None
+        self.packets = 0
+        self.other_packets = 0  # retransmissions (RTX) and anything not on the media SSRC
+        self.frames = 0
+        self.highest_seq = 0  # extended sequence number of the media SSRC
+        self.latencies: list[tuple[float, float]] = []  # (sent at, ms), while measuring
+        self.unmatched = 0
+        self._measuring = measuring
+
+    def on_packet(self, packet: RtpPacket) -> None:
+        now = time.monotonic()
+        if self.media_ssrc is None:
+            self.media_ssrc = packet.ssrc
+            self.highest_seq = packet.sequence_number
+        elif packet.ssrc != self.media_ssrc:
+            self.other_packets += 1
+            return
+        self.packets += 1
+        step = (packet.sequence_number - self.highest_seq) & 0xFFFF
+        if step < 0x8000:
+            self.highest_seq += step
+        if self.kind == "video" and not packet.marker:
+            return
+        self.frames += 1
+        if self.ledger is None or not self._measuring():
+            return
+        sends = self.ledger.get(packet.payload[-KEY_BYTES:])
+        sent = next((t for t in reversed(sends) if t <= now), None) if sends else None
+        if sent is None:
+            self.unmatched += 1
+        else:
+            self.latencies.append((sent, (now - sent) * 1000))
+
+    def snapshot(self) -> tuple[int, int, int]:
+        return self.packets, self.frames, self.highest_seq
+
+
+@dataclass(eq=False)
+class Participant:
+    """One synthetic participant: publishes the clip and/or offers receive slots."""
+
+    name: str
+    publishes: bool
+    audio_slots: int
+    video_slots: int
+    real_receiver: bool
+    measuring: Callable[[], bool]
+    clip: EncodedClip
+    pc: RTCPeerConnection = field(
+        default_factory=lambda: RTCPeerConnection(
+            RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+    )
+
+    def __post_init__(self) -> None:
+        self.ledgers: dict[str, Ledger] = {
+            "mic": defaultdict(_recent),
+            "camera": defaultdict(_recent),
+        }
+        self.meters: dict[RTCRtpTransceiver, SlotMeter] = {}
+        self.real_slots: set[RTCRtpTransceiver] = set()  # decoded as well as counted
+        self.sources: dict[RTCRtpTransceiver, str] = {}
+        self.camera: ClipTrack | None = None
+        self.mic: ClipTrack | None = None
+        self.decoded_frames = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        if self.publishes:
+            start = random.randrange(len(self.clip.video))  # publishers' keyframes fall apart
+            self.mic = mic = ClipTrack("audio", self.clip.audio, self._ledger_writer("mic"))
+            self.camera = ClipTrack(
+                "video", self.clip.video, self._ledger_writer("camera"), start=start
+            )
+            self.sources[self.pc.addTransceiver(mic, direction="sendonly")] = "mic"
+            camera = self.pc.addTransceiver(self.camera, direction="sendonly")
+            self.sources[camera] = "camera"
+            hook_keyframe_requests(camera.sender, self.camera.request_keyframe)
+        first = {"audio": True, "video": True}
+        for kind, count in (("audio", self.audio_slots), ("video", self.video_slots)):
+            for _ in range(count):
+                transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+                meter = SlotMeter(kind, self.measuring)
+                self.meters[transceiver] = meter
+                if self.real_receiver and first[kind]:
+                    self.real_slots.add(transceiver)
+                _meter_receiver(transceiver.receiver, meter, chain=transceiver in self.real_slots)
+                first[kind] = False
+        self.pc.on("track", self._on_track)
+
+    def _ledger_writer(self, source: str) -> Callable[[bytes, float], None]:
+        ledger = self.ledgers[source]
+
+        def write(key: bytes, sent: float) -> None:
+            ledger[key].append(sent)
+
+        return write
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if any(t.receiver.track is track for t in self.real_slots):
+            task = asyncio.get_running_loop().create_task(self._decode(track))
+            self._tasks.add(task)
+
+    async def _decode(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                if track.kind == "video" and frame is not None:
+                    self.decoded_frames += 1
+
+    async def join(self, call: Callable[..., Awaitable[Any]]) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        sources = {t.mid: source for t, source in self.sources.items() if t.mid is not None}
+        answer = await call(
+            "negotiate", participant=self.name, sdp=self.pc.localDescription.sdp, sources=sources
+        )
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    def meter_for(self, mid: str) -> SlotMeter | None:
+        return next((m for t, m in self.meters.items() if t.mid == mid), None)
+
+    async def report_picture_loss(self) -> None:
+        """Send a PLI on every video slot, as a joining browser's decoder would."""
+        for transceiver, meter in self.meters.items():
+            if meter.kind == "video" and meter.media_ssrc is not None:
+                await transceiver.receiver._send_rtcp_pli(meter.media_ssrc)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.pc.close()
+
+
+def _recent() -> deque[float]:
+    return deque(maxlen=8)
+
+
+def _meter_receiver(receiver: RTCRtpReceiver, meter: SlotMeter, *, chain: bool) -> None:
+    """Route the receiver's RTP packets (after SRTP) to the meter; to aiortc too when `chain`.
+
+    The DTLS transport looks `_handle_rtp_packet` up on the receiver instance, so an instance
+    attribute replaces it (aiortc 1.16.0, as media_relay.aiortc_internals).
+    """
+    original = receiver._handle_rtp_packet
+
+    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+        meter.on_packet(packet)
+        if chain:
+            await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User plus system CPU time of a process (all its threads), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * fraction))], 1)
+
+
+class Generator:
+    """Runs one scenario against the relay at the other end of the channel."""
+
+    def __init__(self, scenario: Scenario, clip: EncodedClip, channel: Channel) -> None:
+        self.scenario = scenario
+        self.channel = channel
+        self.measuring = False
+        self.storms: list[float] = []
+        self.participants: list[Participant] = []
+        subscriber_slots = scenario.publishers if scenario.publishers_subscribe else 0
+        for index in range(scenario.publishers):
+            self.participants.append(
+                Participant(
+                    name=f"publisher-{index}",
+                    publishes=True,
+                    audio_slots=max(subscriber_slots - 1, 0),
+                    video_slots=max(subscriber_slots - 1, 0),
+                    real_receiver=scenario.publishers_subscribe and index < REAL_RECEIVERS,
+                    measuring=self._is_measuring,
+                    clip=clip,
+                )
+            )
+        for index in range(scenario.subscribers):
+            self.participants.append(
+                Participant(
+                    name=f"subscriber-{index}",
+                    publishes=False,
+                    audio_slots=scenario.publishers,
+                    video_slots=scenario.publishers,
+                    real_receiver=not scenario.publishers_subscribe and index < REAL_RECEIVERS,
+                    measuring=self._is_measuring,
+                    clip=clip,
+                )
+            )
+
+    def _is_measuring(self) -> bool:
+        return self.measuring
+
+    @property
+    def meters(self) -> list[SlotMeter]:
+        return [m for p in self.participants for m in p.meters.values()]
+
+    async def run(self, seconds: float, relay_pid: int) -> dict[str, Any]:
+        call = self.channel.call
+        publishers = [p for p in self.participants if p.publishes]
+        # Publishers first (the transcoding relay fills slots with tracks that exist), all at once.
+        await asyncio.gather(*(p.join(call) for p in publishers))
+        for publisher in publishers:
+            await call("forward", participant=publisher.name, source="mic", on=True)
+            await call("forward", participant=publisher.name, source="camera", on=True)
+        joined = time.monotonic()
+        await asyncio.gather(*(p.join(call) for p in self.participants if not p.publishes))
+        join_seconds = time.monotonic() - joined
+        await self._wait(
+            lambda: all(p.pc.connectionState == "connected" for p in self.participants),
+            CONNECT_TIMEOUT,
+            "peer connections",
+        )
+        self._map_slots(await call("tracks"))
+        started = await self._wait(
+            lambda: all(m.frames for m in self.meters),
+            FIRST_MEDIA_TIMEOUT,
+            "first media on every slot",
+        )
+        await asyncio.sleep(SETTLE)
+
+        before = await self._mark(relay_pid)
+        self.measuring = True
+        if self.scenario.storm_every:
+            await self._storms(seconds)
+        else:
+            await asyncio.sleep(seconds)
+        self.measuring = False
+        after = await self._mark(relay_pid)
+        result = self._result(before, after)
+        result["conditions"].update(
+            {"join_seconds": round(join_seconds, 2), "all_slots_had_media": started}
+        )
+        await asyncio.gather(*(p.close() for p in self.participants), return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(call("close"), 10)
+        return result
+
+    async def _wait(self, condition: Callable[[], bool], within: float, what: str) -> bool:
+        deadline = time.monotonic() + within
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return True
+
+    def _map_slots(self, tracks: dict[str, dict[str, tuple[str, str] | None]]) -> None:
+        by_name = {p.name: p for p in self.participants}
+        for name, mids in tracks.items():
+            for mid, carried in mids.items():
+                meter = by_name[name].meter_for(mid) if name in by_name else None
+                if meter is not None and carried is not None and carried[0] in by_name:
+                    meter.ledger = by_name[carried[0]].ledgers[carried[1]]
+
+    async def _storms(self, seconds: float) -> None:
+        """Every publisher's keyframe at once and a PLI from every subscriber, every few seconds."""
+        interval = self.scenario.storm_every or seconds
+        ends = time.monotonic() + seconds
+        await asyncio.sleep(min(interval / 2, seconds))
+        while time.monotonic() < ends:
+            self.storms.append(time.monotonic())
+            for participant in self.participants:
+                if participant.camera is not None:
+                    participant.camera.request_keyframe()
+            await asyncio.gather(*(p.report_picture_loss() for p in self.participants))
+            await asyncio.sleep(max(0.0, min(interval, ends - time.monotonic())))
+
+    async def _mark(self, relay_pid: int) -> Mark:
+        counters = await self.channel.call("counters")
+        return Mark(
+            at=time.monotonic(),
+            relay_cpu=cpu_seconds(relay_pid),
+            generator_cpu=cpu_seconds(),
+            relay_wait=run_queue_seconds(relay_pid),
+            generator_wait=run_queue_seconds(),
+            cores=cores_busy(),
+            udp_drops=udp_receive_drops(),
+            relay=counters,
+            meters=[m.snapshot() for m in self.meters],
+            sent={
+                kind: sum(t.frames_sent for p in self.participants if (t := getattr(p, track)))
+                for kind, track in (("audio", "mic"), ("video", "camera"))
+            },
+        )
+
+    def _result(self, before: Mark, after: Mark) -> dict[str, Any]:
+        wall = after.at - before.at
+        relay_cpu = after.relay_cpu - before.relay_cpu
+        forwarded = after.relay["packets_sent"] - before.relay["packets_sent"]
+        conditions = self._conditions(before, after)
+        reasons = []
+        if conditions["generator_cpu_pct"] > SATURATED_PCT:
+            reasons.append(f"generator process {conditions['generator_cpu_pct']:.0f}% of its core")
+        if conditions["generator_core_busy_pct"] > SATURATED_PCT:
+            reasons.append(f"generator core {conditions['generator_core_busy_pct']:.0f}% busy")
+        delivery = self._delivery(before, after)
+        if not delivery["delivered_fps_min"]:
+            reasons.append("a video slot received nothing in the window")
+        return {
+            "forwarded_pps": round(forwarded / wall),
+            "relay_cpu_pct_one_core": round(relay_cpu / wall * 100, 2),
+            "us_cpu_per_forwarded_packet": _ratio(relay_cpu * 1e6, forwarded, 2),
+            "forwarded_packets_per_cpu_second": _ratio(forwarded, relay_cpu, 0),
+            **delivery,
+            **self._latency(),
+            "relay_rss_mb": after.relay["rss_mb"],
+            "valid": not reasons,
+            "invalid_reasons": reasons,
+            "relay_counters": {
+                key: value - before.relay.get(key, 0)
+                for key, value in after.relay.items()
+                if key not in ("packets_sent", "rss_mb")
+            },
+            "conditions": conditions,
+        }
+
+    def _delivery(self, before: Mark, after: Mark) -> dict[str, Any]:
+        """Frame rate per video slot and RTP loss (by sequence numbers) over all slots."""
+        wall = after.at - before.at
+        received = expected = 0
+        fps: list[float] = []
+        for meter, start, end in zip(self.meters, before.meters, after.meters, strict=True):
+            received += end[0] - start[0]
+            expected += end[2] - start[2]
+            if meter.kind == "video":
+                fps.append((end[1] - start[1]) / wall)
+        return {
+            "delivered_fps": round(statistics.fmean(fps), 2) if fps else 0.0,
+            "delivered_fps_min": round(min(fps), 2) if fps else 0.0,
+            "loss_pct": _ratio(max(expected - received, 0) * 100, expected, 3),
+        }
+
+    def _latency(self) -> dict[str, Any]:
+        samples = [(m.kind, sent, ms) for m in self.meters for sent, ms in m.latencies]
+        figures: dict[str, Any] = {
+            "latency_p50_ms": _percentile([ms for _, _, ms in samples], 0.50),
+            "latency_p99_ms": _percentile([ms for _, _, ms in samples], 0.99),
+            "latency_samples": len(samples),
+            "latency_unmatched": sum(m.unmatched for m in self.meters),
+        }
+        for kind in ("audio", "video"):
+            values = [ms for k, _, ms in samples if k == kind]
+            figures[f"latency_{kind}_p50_ms"] = _percentile(values, 0.50)
+            figures[f"latency_{kind}_p99_ms"] = _percentile(values, 0.99)
+        if self.scenario.storm_every:
+            storm = [
+                ms
+                for _, sent, ms in samples
+                if any(0 <= sent - at <= STORM_SPAN for at in self.storms)
+            ]
+            figures["storms"] = len(self.storms)
+            figures["storm_latency_p50_ms"] = _percentile(storm, 0.50)
+            figures["storm_latency_p99_ms"] = _percentile(storm, 0.99)
+        return figures
+
+    def _conditions(self, before: Mark, after: Mark) -> dict[str, Any]:
+        wall = after.at - before.at
+        publishers = self.scenario.publishers
+        sent = {k: (after.sent[k] - before.sent[k]) / wall / publishers for k in after.sent}
+        frames_sent = (after.sent["audio"] - before.sent["audio"]) + (
+            after.sent["video"] - before.sent["video"]
+        )
+        relay_received = after.relay.get("frames_received", 0) - before.relay.get(
+            "frames_received", 0
+        )
+        return {
+            "participants": len(self.participants),
+            "publishers": publishers,
+            "receive_slots": len(self.meters),
+            "real_receiver_slots": sum(len(p.real_slots) for p in self.participants),
+            "seconds": round(wall, 2),
+            "generator_cpu_pct": round(
+                (after.generator_cpu - before.generator_cpu) / wall * 100, 1
+            ),
+            # Busy cores and time spent waiting for a core: other processes on the machine.
+            "generator_core_busy_pct": _core_busy(before, after, GENERATOR_CORE),
+            "relay_core_busy_pct": _core_busy(before, after, RELAY_CORE),
+            "generator_waited_for_cpu_pct": round(
+                (after.generator_wait - before.generator_wait) / wall * 100, 1
+            ),
+            "relay_waited_for_cpu_pct": round(
+                (after.relay_wait - before.relay_wait) / wall * 100, 1
+            ),
+            "generator_rss_mb": rss_mb(),
+            # Datagrams the kernel dropped for a full receive buffer, machine-wide: a receiver
+            # (the generator's, or the relay's publisher sockets) that could not keep up.
+            "udp_receive_buffer_drops": after.udp_drops - before.udp_drops,
+            "sent_fps_per_publisher": {k: round(v, 2) for k, v in sent.items()},
+            # Frames the relay reassembled out of those sent (forwarding relay only).
+            "relay_received_pct": _ratio(relay_received * 100, frames_sent, 2)
+            if self.scenario.relay == "forward"
+            else None,
+            "decoded_video_frames": sum(p.decoded_frames for p in self.participants),
+        }
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Counters at one end of the measured window."""
+
+    at: float
+    relay_cpu: float
+    generator_cpu: float
+    relay_wait: float
+    generator_wait: float
+    cores: dict[int, tuple[int, int]]
+    udp_drops: int
+    relay: dict[str, Any]
+    meters: list[tuple[int, int, int]]
+    sent: dict[str, int]
+
+
+def _core_busy(before: Mark, after: Mark, core: int) -> float | None:
+    if core not in before.cores or core not in after.cores:
+        return None
+    busy = after.cores[core][0] - before.cores[core][0]
+    total = after.cores[core][1] - before.cores[core][1]
+    return round(busy / total * 100, 1) if total else None
+
+
+def _ratio(numerator: float, denominator: float, digits: int) -> float | None:
+    if not denominator:
+        return None
+    value = numerator / denominator
+    return round(value, digits) if digits else round(value)
+
+
+def cores_busy() -> dict[int, tuple[int, int]]:
+    """(busy, total) clock ticks of each core so far, from /proc/stat."""
+    cores: dict[int, tuple[int, int]] = {}
+    with open("/proc/stat") as stat:
+        for line in stat:
+            name, *values = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                ticks = [int(v) for v in values]
+                idle = ticks[3] + ticks[4]  # idle and iowait
+                cores[int(name[3:])] = (sum(ticks[:8]) - idle, sum(ticks[:8]))
+    return cores
+
+
+def udp_receive_drops() -> int:
+    """UDP datagrams dropped so far for want of receive buffer, machine-wide (/proc/net/snmp)."""
+    with open("/proc/net/snmp") as snmp:
+        header, values = (line.split() for line in snmp if line.startswith("Udp:"))
+    return int(values[header.index("RcvbufErrors")])
+
+
+def run_queue_seconds(pid: int | str = "self") -> float:
+    """Time the process's main thread spent runnable but waiting for a core (schedstat)."""
+    with open(f"/proc/{pid}/schedstat") as schedstat:
+        return int(schedstat.read().split()[1]) / 1e9
+
+
+async def _generate(
+    conn: Connection, scenario: Scenario, clip: EncodedClip, seconds: float, relay_pid: int
+) -> dict[str, Any]:
+    generator = Generator(scenario, clip, Channel(conn))
+    return await generator.run(seconds, relay_pid)
+
+
+def main(
+    conn: Connection,
+    report: Connection,
+    scenario: Scenario,
+    clip: EncodedClip,
+    seconds: float,
+    relay_pid: int,
+    core: int,
+) -> None:
+    """Entry point of the generator process: pin it to `core`, run, send the result on `report`."""
+    os.sched_setaffinity(0, {core})
+    try:
+        result = asyncio.run(_generate(conn, scenario, clip, seconds, relay_pid))
+    except Exception as exc:
+        report.send({"error": repr(exc)})
+    else:
+        report.send(result)

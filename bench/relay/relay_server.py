@@ -1,0 +1,255 @@
+"""The relay process of a relay benchmark: one lesson's relay, pinned to its own core.
+
+`main()` runs in a process of its own and answers the load generator over a `Channel`:
+`negotiate` (an offer, answered), `forward` (set_forwarding), `tracks` (which publisher each
+subscriber's receive slot carries, so the generator can time frames end to end), `counters`
+(RTP packets sent to subscribers so far, resident memory, the forwarder's counters) and `close`.
+Two relays speak that protocol: `ForwardingRelay` is Homeroom's `LessonForwarder`;
+`TranscodingRelay` is the baseline, aiortc's stock `MediaRelay` (decode once, encode once per
+subscriber), offered and answered the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import cProfile
+import os
+from collections import Counter
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from typing import Any, Literal, Protocol
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.sdp import SessionDescription
+
+from media_relay.forwarding import LessonForwarder, PeerState, SlotTrack, Source
+
+from .channel import Channel
+
+RelayMode = Literal["forward", "transcode"]
+TrackMap = dict[str, tuple[str, str] | None]
+
+
+class Relay(Protocol):
+    tracks: dict[str, TrackMap]
+
+    async def negotiate(self, participant: str, sdp: str, sources: Mapping[str, Source]) -> str: ...
+    def forward(self, participant: str, source: Source, on: bool) -> None: ...
+    def peer_connections(self) -> list[RTCPeerConnection]: ...
+    def counters(self) -> dict[str, int]: ...
+    async def close(self) -> None: ...
+
+
+class ForwardingRelay:
+    """Homeroom's relay: a `LessonForwarder`, its callbacks recorded."""
+
+    def __init__(self) -> None:
+        self.tracks: dict[str, TrackMap] = {}
+        self.events: Counter[str] = Counter()
+        self.forwarder = LessonForwarder(
+            on_peer_state=self._on_peer_state,
+            on_tracks=self._on_tracks,
+            on_slots_wanted=self._on_slots_wanted,
+        )
+
+    def _on_peer_state(self, _participant: str, state: PeerState) -> None:
+        self.events[f"peer_{state}"] += 1
+
+    def _on_tracks(self, participant: str, mids: Mapping[str, SlotTrack | None]) -> None:
+        self.tracks[participant] = {
+            mid: None if track is None else (track.participant, track.source)
+            for mid, track in mids.items()
+        }
+
+    def _on_slots_wanted(self, _participant: str, _audio: int, _video: int) -> None:
+        self.events["slots_wanted"] += 1
+
+    async def negotiate(self, participant: str, sdp: str, sources: Mapping[str, Source]) -> str:
+        return await self.forwarder.negotiate(participant, sdp, sources)
+
+    def forward(self, participant: str, source: Source, on: bool) -> None:
+        self.forwarder.set_forwarding(participant, source, on)
+
+    def peer_connections(self) -> list[RTCPeerConnection]:
+        # The forwarder has no public list of its peer connections; reading one private attribute
+        # here keeps the benchmark's packet count out of the relay's hot path.
+        return [peer.pc for peer in self.forwarder._peers.values() if peer.pc is not None]
+
+    def counters(self) -> dict[str, int]:
+        stats = self.forwarder.stats()
+        return {
+            **self.events,
+            "frames_received": sum(s.frames_received for s in stats.sources.values()),
+            "frames_forwarded": sum(s.frames_forwarded for s in stats.sources.values()),
+            "keyframe_requests_sent": sum(s.keyframe_requests_sent for s in stats.sources.values()),
+            "subscriber_keyframe_requests": sum(
+                s.subscriber_keyframe_requests for s in stats.sources.values()
+            ),
+            "slot_frames_sent": sum(s.frames_sent for s in stats.slots.values()),
+            "slot_frames_dropped": sum(s.frames_dropped for s in stats.slots.values()),
+            "slot_retransmissions_sent": sum(s.retransmissions_sent for s in stats.slots.values()),
+            "slot_send_errors": sum(s.send_errors for s in stats.slots.values()),
+        }
+
+    async def close(self) -> None:
+        await self.forwarder.close()
+
+
+class TranscodingRelay:
+    """The baseline: each publisher track decoded once, re-encoded by every subscriber's sender.
+
+    A subscriber's receive slots are filled, in order, with the publisher tracks of their kind
+    that exist when it offers (so publishers join first). `MediaRelay.subscribe(buffered=False)`
+    hands a slow encoder the latest frame rather than an ever longer queue.
+    """
+
+    def __init__(self) -> None:
+        self.tracks: dict[str, TrackMap] = {}
+        self._relay = MediaRelay()
+        self._published: list[tuple[str, Source, MediaStreamTrack]] = []
+        self._forwarding: set[tuple[str, Source]] = set()
+        self._pcs: dict[str, RTCPeerConnection] = {}
+
+    async def negotiate(self, participant: str, sdp: str, sources: Mapping[str, Source]) -> str:
+        pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self._pcs[participant] = pc
+        offered: dict[str, Source] = {}
+        slot_tracks: TrackMap = {}
+        free = [p for p in self._published if (p[0], p[1]) in self._forwarding]
+        for media in SessionDescription.parse(sdp).media:
+            mid = media.rtp.muxId or ""
+            source = sources.get(mid)
+            if source is not None and media.direction == "sendonly":
+                transceiver = pc.addTransceiver(media.kind, direction="recvonly")
+                offered[mid] = source
+            elif media.direction == "recvonly" and (
+                carried := next((p for p in free if _kind(p[1]) == media.kind), None)
+            ):
+                free.remove(carried)
+                track = self._relay.subscribe(carried[2], buffered=False)
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+                slot_tracks[mid] = (carried[0], carried[1])
+            else:
+                transceiver = pc.addTransceiver(media.kind, direction="inactive")
+                slot_tracks[mid] = None
+            transceiver.setCodecPreferences(_pinned_codecs(media.kind))
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            mid = next(t.mid for t in pc.getTransceivers() if t.receiver.track is track)
+            if mid in offered:
+                self._published.append((participant, offered[mid], track))
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        self.tracks[participant] = slot_tracks
+        return str(pc.localDescription.sdp)
+
+    def forward(self, participant: str, source: Source, on: bool) -> None:
+        if on:
+            self._forwarding.add((participant, source))
+        else:
+            self._forwarding.discard((participant, source))
+
+    def peer_connections(self) -> list[RTCPeerConnection]:
+        return list(self._pcs.values())
+
+    def counters(self) -> dict[str, int]:
+        return {}
+
+    async def close(self) -> None:
+        for pc in self._pcs.values():
+            with contextlib.suppress(Exception):
+                await pc.close()
+
+
+def _kind(source: Source) -> str:
+    return "audio" if source == "mic" else "video"
+
+
+def _pinned_codecs(kind: str) -> list[RTCRtpCodecCapability]:
+    wanted = ("audio/opus",) if kind == "audio" else ("video/vp8", "video/rtx")
+    return [c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType.lower() in wanted]
+
+
+async def _packets_sent(relay: Relay) -> int:
+    total = 0
+    for pc in relay.peer_connections():
+        for sender in pc.getSenders():
+            if sender.track is None:
+                continue
+            with contextlib.suppress(Exception):
+                report = await sender.getStats()
+                total += sum(s.packetsSent for s in report.values() if s.type == "outbound-rtp")
+    return total
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process, in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+async def _serve(conn: Connection, mode: RelayMode) -> None:
+    relay: Relay = ForwardingRelay() if mode == "forward" else TranscodingRelay()
+    done = asyncio.Event()
+
+    async def handle(op: str, args: dict[str, Any]) -> Any:
+        if op == "negotiate":
+            return await relay.negotiate(args["participant"], args["sdp"], args["sources"])
+        if op == "forward":
+            relay.forward(args["participant"], args["source"], args["on"])
+            return None
+        if op == "tracks":
+            return relay.tracks
+        if op == "counters":
+            return {
+                "packets_sent": await _packets_sent(relay),
+                "rss_mb": rss_mb(),
+                **relay.counters(),
+            }
+        if op == "close":
+            await relay.close()
+            done.set()
+            return None
+        raise ValueError(f"unknown request {op!r}")
+
+    channel = Channel(conn)
+    channel.serve(handle)
+    closed = asyncio.ensure_future(channel.closed.wait())
+    finished = asyncio.ensure_future(done.wait())
+    await asyncio.wait({closed, finished}, return_when=asyncio.FIRST_COMPLETED)
+    closed.cancel()
+    finished.cancel()
+    await relay.close()
+    # Let the reply to `close` leave before the process ends.
+    await asyncio.sleep(0.1)
+
+
+def main(conn: Connection, mode: RelayMode, core: int) -> None:
+    """Entry point of the relay process: pin it to `core`, serve until told to close.
+
+    With HOMEROOM_BENCH_RELAY_PROFILE=FILE the relay runs under cProfile and saves its profile
+    there (py-spy is not installed here; cProfile's overhead inflates the CPU figures of that run).
+    """
+    os.sched_setaffinity(0, {core})
+    profile_to = os.environ.get("HOMEROOM_BENCH_RELAY_PROFILE")
+    if not profile_to:
+        asyncio.run(_serve(conn, mode))
+        return
+    profiler = cProfile.Profile()
+    profiler.runcall(asyncio.run, _serve(conn, mode))
+    profiler.dump_stats(profile_to)
