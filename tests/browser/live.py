@@ -108,6 +108,17 @@ def in_room(member: Member) -> None:
     member.learn_who()
 
 
+def allow_and_switch_on(teacher: Page, pupil: Member) -> None:
+    """The teacher allows the pupil's microphone and camera; the pupil switches both on."""
+    grant(teacher, pupil, "mic")
+    grant(teacher, pupil, "camera")
+    for tool in ("Microphone", "Camera"):
+        button = pupil.page.get_by_role("button", name=tool)
+        expect(button).to_be_enabled()
+        button.click()
+        expect(button).to_have_attribute("aria-pressed", "true")
+
+
 def grant(teacher: Page, pupil: Member, source: str) -> None:
     label = {"mic": "Mic", "camera": "Camera", "screen": "Screen"}[source]
     button = teacher.get_by_role("button", name=f"Allow {label} for {pupil.name}")

@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, expect
 from tests.browser.conftest import person
 from tests.browser.live import (
     Member,
+    allow_and_switch_on,
     grant,
     in_room,
     pupil_joins_from_my_week,
@@ -65,13 +66,7 @@ def lesson(browser: Browser, demo_server: str, screenshot_dir: Path) -> Iterator
     for pupil in (pupil_a, pupil_b):
         # Pupils start muted with the camera off, by school policy, until the teacher allows them.
         expect(pupil.page.get_by_role("button", name="Microphone")).to_be_disabled()
-        grant(teacher.page, pupil, "mic")
-        grant(teacher.page, pupil, "camera")
-        for tool in ("Microphone", "Camera"):
-            button = pupil.page.get_by_role("button", name=tool)
-            expect(button).to_be_enabled()
-            button.click()
-            expect(button).to_have_attribute("aria-pressed", "true")
+        allow_and_switch_on(teacher.page, pupil)
     yield Lesson(teacher=teacher, pupil_a=pupil_a, pupil_b=pupil_b)
     for member in (teacher, pupil_a, pupil_b):
         member.context.close()

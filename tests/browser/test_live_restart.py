@@ -32,7 +32,7 @@ from tests.browser.conftest import (
 from tests.browser.live import (
     JOIN,
     Member,
-    grant,
+    allow_and_switch_on,
     in_room,
     pupil_joins_from_my_week,
     wait_until,
@@ -144,13 +144,7 @@ def test_a_server_restart_mid_lesson_loses_no_media_grant_or_presence(
         in_room(teacher)
         pupil_joins_from_my_week(pupil.page, server.base)
         in_room(pupil)
-        grant(teacher.page, pupil, "mic")
-        grant(teacher.page, pupil, "camera")
-        for tool in ("Microphone", "Camera"):
-            button = pupil.page.get_by_role("button", name=tool)
-            expect(button).to_be_enabled()
-            button.click()
-            expect(button).to_have_attribute("aria-pressed", "true")
+        allow_and_switch_on(teacher.page, pupil)
         teacher.receives(pupil, "camera", "frames")
         pupil.receives(teacher, "camera", "frames")
 

@@ -6,19 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
+
+from tests.browser.conftest import log_in
 
 pytestmark = pytest.mark.browser
-
-PASSWORD = "homeroom-demo"
-
-
-def log_in(page: Page, base: str, email: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Hello")
 
 
 def test_pupil_sees_the_live_lesson_on_my_week_and_reaches_the_class(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.browser.test_school_admin import log_in
+from tests.browser.conftest import log_in
 from tests.classrooms.oneroster.builder import RosterBuilder
 
 pytestmark = pytest.mark.browser
