@@ -5,6 +5,8 @@
  * offsets, header extensions), the publisher's payload copied after it, SRTP applied in place with
  * the subscriber's libsrtp session and the datagram sent on the subscriber's socket. No Python
  * object is created per slot; the history for NACKs holds a reference to the publisher's payload.
+ * The loop also reads the VP8 payload descriptor (a keyframe's first packet?) and the clocks
+ * (abs-send-time, the sender-report NTP time), which cost more per packet in Python.
  * Python keeps every decision that is not per packet (which slot carries what, when to ask for a
  * keyframe, RTX retransmissions, RTCP).
  */
@@ -354,43 +356,93 @@ static int send_packet(Slot *self, uint8_t *buffer, int size) {
     return 1;
 }
 
+/* Is this VP8 RTP payload the first packet of a keyframe (RFC 7741)? The payload descriptor's
+ * S bit and partition index 0 mark a frame's first packet; the VP8 payload header after the
+ * descriptor has the inverse key frame flag in bit 0 of its first byte. */
+static int keyframe_start(const uint8_t *payload, Py_ssize_t size) {
+    if (size < 2 || (payload[0] & 0x17) != 0x10) {
+        return 0;
+    }
+    Py_ssize_t offset = 1;
+    if (payload[0] & 0x80) {
+        uint8_t extension = payload[1];
+        offset = 2;
+        if (extension & 0x80) { /* picture id, 7 or 15 bits */
+            offset += (size > offset && (payload[offset] & 0x80)) ? 2 : 1;
+        }
+        if (extension & 0x40) { /* TL0PICIDX */
+            offset += 1;
+        }
+        if (extension & 0x30) { /* TID / KEYIDX */
+            offset += 1;
+        }
+    }
+    return size > offset && (payload[offset] & 0x01) == 0;
+}
+
+/* The wall clock as a 64-bit NTP timestamp (what RTCP sender reports carry). */
+static unsigned long long ntp_now(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    unsigned long long seconds = (unsigned long long)now.tv_sec + 2208988800ULL;
+    unsigned long long fraction = ((unsigned long long)now.tv_nsec << 32) / 1000000000ULL;
+    return (seconds << 32) | fraction;
+}
+
+static PyObject *vp8_keyframe_start(PyObject *module, PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "payload must be bytes");
+        return NULL;
+    }
+    return PyBool_FromLong(
+        keyframe_start((const uint8_t *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg)));
+}
+
 static PyObject *forward(PyObject *module, PyObject *args) {
     PyObject *slots;
-    unsigned int sequence_in, timestamp, abs_send_time;
-    int marker, keyframe_start, frame_end, audio_level;
-    unsigned long long ntp;
+    unsigned int sequence_in, timestamp;
+    int video, marker, audio_level;
     PyObject *payload;
-    if (!PyArg_ParseTuple(args, "O!IIiSppIiK", &PyList_Type, &slots, &sequence_in, &timestamp,
-                          &marker, &payload, &keyframe_start, &frame_end, &abs_send_time,
-                          &audio_level, &ntp)) {
+    if (!PyArg_ParseTuple(args, "O!pIIiSi", &PyList_Type, &slots, &video, &sequence_in,
+                          &timestamp, &marker, &payload, &audio_level)) {
         return NULL;
     }
     uint16_t sequence = (uint16_t)sequence_in;
     Py_ssize_t payload_size = PyBytes_GET_SIZE(payload);
+    int is_keyframe_start =
+        video && keyframe_start((const uint8_t *)PyBytes_AS_STRING(payload), payload_size);
+    /* A video frame ends with the marker bit; an Opus packet is a frame. */
+    int frame_end = marker || !video;
+    Py_ssize_t count = PyList_GET_SIZE(slots);
+    if (count == 0) {
+        return Py_BuildValue("iiOO", 0, 0, is_keyframe_start ? Py_True : Py_False,
+                             frame_end ? Py_True : Py_False);
+    }
     if (payload_size > BUFFER_SIZE - MAX_HEADER - TRAILER) {
         PyErr_SetString(PyExc_ValueError, "RTP payload too large");
         return NULL;
     }
+    unsigned long long ntp = ntp_now();
+    unsigned int abs_send_time = (unsigned int)(ntp >> 14) & 0xFFFFFF;
     uint8_t ast[3] = {(uint8_t)(abs_send_time >> 16), (uint8_t)(abs_send_time >> 8),
                       (uint8_t)abs_send_time};
     uint8_t buffer[BUFFER_SIZE];
     long held = 0, sent = 0;
     double now = 0.0;
-    Py_ssize_t count = PyList_GET_SIZE(slots);
     for (Py_ssize_t i = 0; i < count; i++) {
         Slot *self = (Slot *)PyList_GET_ITEM(slots, i);
         if (!self->header_size || !self->carrying) {
             continue;
         }
         if (self->rebase) {
-            if (self->awaiting_keyframe && !keyframe_start) {
+            if (self->awaiting_keyframe && !is_keyframe_start) {
                 if (frame_end) {
                     self->frames_dropped++;
                 }
                 held++;
                 continue;
             }
-            start_timeline(self, sequence, timestamp, keyframe_start);
+            start_timeline(self, sequence, timestamp, is_keyframe_start);
         } else if ((uint16_t)(sequence - self->base_seq) >= 0x8000) {
             continue; /* from before this slot's timeline began (a late retransmission) */
         }
@@ -433,7 +485,8 @@ static PyObject *forward(PyObject *module, PyObject *args) {
         }
         sent++;
     }
-    return Py_BuildValue("ll", sent, held);
+    return Py_BuildValue("llOO", sent, held, is_keyframe_start ? Py_True : Py_False,
+                         frame_end ? Py_True : Py_False);
 }
 
 static PyMethodDef Slot_methods[] = {
@@ -476,8 +529,10 @@ static PyTypeObject SlotType = {
 
 static PyMethodDef module_methods[] = {
     {"forward", forward, METH_VARARGS,
-     "forward(slots, seq, ts, marker, payload, keyframe_start, frame_end, abs_send_time, "
-     "audio_level, ntp) -> (sent, held)"},
+     "forward(slots, video, seq, ts, marker, payload, audio_level) "
+     "-> (sent, held, keyframe_start, frame_end)"},
+    {"vp8_keyframe_start", vp8_keyframe_start, METH_O,
+     "vp8_keyframe_start(payload): is this VP8 payload the first packet of a keyframe"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -25,14 +25,12 @@ class Slot:
 
 def forward(
     slots: list[Slot],
+    video: bool,
     sequence_number: int,
     timestamp: int,
     marker: int,
     payload: bytes,
-    keyframe_start: bool,
-    frame_end: bool,
-    abs_send_time: int,
     audio_level: int,
-    ntp: int,
     /,
-) -> tuple[int, int]: ...
+) -> tuple[int, int, bool, bool]: ...
+def vp8_keyframe_start(payload: bytes, /) -> bool: ...

@@ -12,7 +12,15 @@ below fails with a clear message when an upgrade moved one. What it relies on:
   that the decoder thread started by `receive()` drains with `get()` until it reads `None`.
 - `RTCRtpReceiver._RTCRtpReceiver__jitter_buffer`: the `JitterBuffer` that reassembles frames; its
   `add(packet)` sees every media packet after RTX unwrapping, so with the publisher's media SSRC.
-- `RTCRtpReceiver._send_rtcp_pli(media_ssrc)`: sends a picture loss indication to the publisher.
+- `RTCRtpReceiver._send_rtcp_pli(media_ssrc)`: sends a picture loss indication to the publisher;
+  `_send_rtcp_nack(media_ssrc, lost)` a NACK and `_send_rtcp(packet)` any RTCP packet (REMB).
+- `RTCRtpReceiver._handle_rtp_packet(packet, arrival_time_ms)`: awaited by the DTLS transport for
+  each RTP packet routed to the receiver, looked up on the instance (so an instance attribute
+  replaces it). The packet tap's replacement uses the receiver's `_enabled` and its private
+  `__codecs` (payload type -> codec) and `__rtx_ssrc` (RTX SSRC -> media SSRC), both filled by
+  `receive()`; `__remote_streams` (SSRC -> `StreamStatistics`), which its RTCP loop turns into
+  receiver reports; `__nack_generator` (`NackGenerator`, video only);
+  `__remote_bitrate_estimator` (`RemoteBitrateEstimator`, video only); and `__rtcp_ssrc`.
 - `RTCRtpSender._send_keyframe()`: called by `_handle_rtcp_packet` for a subscriber's PLI or FIR.
 - `RTCRtpSender._retransmit(seq)`: awaited by `_handle_rtcp_packet` for each sequence number of a
   subscriber's NACK.
@@ -24,6 +32,11 @@ below fails with a clear message when an upgrade moved one. What it relies on:
 - `RTCDtlsTransport._state` (a `State`), `_tx_srtp` (a pylibsrtp `Session`),
   `RTCIceTransport._connection` (aioice's `Connection`) and its `_nominated[1]` candidate pair,
   whose `protocol.transport` is the datagram transport aiortc itself sends on.
+- The receive side of the same: aioice's `StunProtocol` hands each non-STUN datagram to
+  `Connection.data_received(data, component)` (looked up on the instance), which queues it for the
+  DTLS transport's task; the transport unprotects with `_rx_srtp`, parses with
+  `_rtp_header_extensions_map`, routes with `_rtp_router` (whose `ssrc_table` maps SSRC ->
+  receiver) and counts `__rx_bytes` / `__rx_packets` for `getStats()`.
 - pylibsrtp 1.0 (aiortc's SRTP): `Session._srtp[0]` is the libsrtp `srtp_t`, and
   `pylibsrtp._binding.lib.srtp_protect` is libsrtp 2's `srtp_protect(ctx, rtp, *len)`; the
   compiled fan-out loop calls it with the session's own context (single-threaded, on the loop).
@@ -31,16 +44,23 @@ below fails with a clear message when an upgrade moved one. What it relies on:
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import socket
-from collections.abc import Callable
+import time
+import weakref
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+import pylibsrtp
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
-from aiortc.rtp import RtpPacket
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
 from pylibsrtp import _binding as srtp_binding
 
 PINNED_AIORTC = "1.16.0"
@@ -48,6 +68,16 @@ PINNED_AIORTC = "1.16.0"
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_CODECS = "_RTCRtpReceiver__codecs"
+_RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
+_REMOTE_STREAMS = "_RTCRtpReceiver__remote_streams"
+_NACK_GENERATOR = "_RTCRtpReceiver__nack_generator"
+_BITRATE_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
+_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
+_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
+# aiortc's `clock.current_ms()` counts from the NTP epoch (1900); arrival times must match it.
+_NTP_EPOCH_MS = 2_208_988_800_000
 
 
 EncodedFrameSink = Callable[[str, bytes, int], None]
@@ -67,6 +97,8 @@ class AiortcChangedError(RuntimeError):
 def _require_class_attributes() -> None:
     for cls, name in (
         (RTCRtpReceiver, "_send_rtcp_pli"),
+        (RTCRtpReceiver, "_send_rtcp_nack"),
+        (RTCRtpReceiver, "_send_rtcp"),
         (RTCRtpReceiver, "_handle_rtp_packet"),
         (RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder"),
         (RTCRtpSender, "_send_keyframe"),
@@ -125,17 +157,21 @@ class _FrameTap:
         return item
 
 
-class ReceiverTap:
-    """A receiver whose encoded frames are handed to a sink (see `tap_receiver`)."""
+class _SeesMediaSsrc(Protocol):
+    media_ssrc: int | None
 
-    def __init__(self, receiver: RTCRtpReceiver, jitter_buffer: _SsrcRecordingJitterBuffer):
+
+class ReceiverTap:
+    """A tapped receiver (see `tap_receiver` and `tap_receiver_packets`)."""
+
+    def __init__(self, receiver: RTCRtpReceiver, seen: _SeesMediaSsrc):
         self._receiver = receiver
-        self._jitter_buffer = jitter_buffer
+        self._seen = seen
 
     @property
     def media_ssrc(self) -> int | None:
         """The publisher's media SSRC, once a packet has arrived."""
-        return self._jitter_buffer.media_ssrc
+        return self._seen.media_ssrc
 
     async def request_keyframe(self) -> bool:
         """Send the publisher a PLI; False when no media has arrived yet (no SSRC to name)."""
@@ -200,34 +236,170 @@ PacketSink = Callable[[RtpPacket], None]
 """Called on the event loop with each media packet: after SRTP, RTX unwrapped, payload intact."""
 
 
-class _PacketTapJitterBuffer(_SsrcRecordingJitterBuffer):
-    """Hands each media packet on as it arrives and reassembles nothing: no frame, no delay."""
+class _LeanReceivePath:
+    """What a forwarding publisher leg needs of `RTCRtpReceiver._handle_rtp_packet`, no more.
 
-    def __init__(self, sink: PacketSink) -> None:
-        super().__init__(capacity=16)
+    aiortc's own handler also depayloads each packet, feeds its jitter buffer and decoder queue,
+    timestamps each SSRC with a datetime and runs the bandwidth estimator on every video packet.
+    This one keeps, for the publisher: receiver-report statistics (aiortc's `StreamStatistics`,
+    read by the receiver's own RTCP loop), RTX unwrapping, NACKs when a new gap appears (aiortc's
+    `NackGenerator`: one NACK per loss event, not per packet) and REMB from aiortc's estimator,
+    fed once per video frame with the frame's bytes instead of once per packet: an estimator
+    group is a burst of packets sent within 5 ms, which a paced frame is, so the arrival deltas it
+    compares are nearly the same, at a fraction of the cost. `handle` is synchronous: the few
+    RTCP packets it sends (NACK, REMB) go out in tasks of their own.
+    """
+
+    def __init__(self, receiver: RTCRtpReceiver, sink: PacketSink) -> None:
+        self._receiver = receiver
         self._sink = sink
+        # The receiver's own dicts, filled by `receive()` and read by its RTCP loop.
+        self._codecs: dict[int, Any] = _require_instance_attribute(receiver, _CODECS)
+        self._rtx_ssrcs: dict[int, int] = _require_instance_attribute(receiver, _RTX_SSRC)
+        self._streams: dict[int, StreamStatistics] = _require_instance_attribute(
+            receiver, _REMOTE_STREAMS
+        )
+        self._nack: NackGenerator | None = _require_instance_attribute(receiver, _NACK_GENERATOR)
+        self._estimator: RemoteBitrateEstimator | None = _require_instance_attribute(
+            receiver, _BITRATE_ESTIMATOR
+        )
+        _require_instance_attribute(receiver, _RTCP_SSRC)
+        _require_instance_attribute(receiver, "_enabled")
+        self._frame_bytes = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.media_ssrc: int | None = None
 
-    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        self.media_ssrc = packet.ssrc
+    async def handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """aiortc's entry point: its own route, until `_DirectIngest` takes the SSRC over."""
+        self.handle(packet, arrival_time_ms)
+
+    def handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        receiver = self._receiver
+        if not receiver._enabled:
+            return
+        codec = self._codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        ssrc = packet.ssrc
+        stream = self._streams.get(ssrc)
+        if stream is None:
+            stream = self._streams[ssrc] = StreamStatistics(codec.clockRate)
+        stream.add(packet)
+        if codec.mimeType[-4:].lower() == "/rtx":
+            media_ssrc = self._rtx_ssrcs.get(ssrc)
+            apt = codec.parameters.get("apt")
+            if media_ssrc is None or len(packet.payload) < 2 or apt not in self._codecs:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=media_ssrc)
+            ssrc = media_ssrc
+        self.media_ssrc = ssrc
+        if self._nack is not None and self._nack.add(packet):
+            self._spawn(receiver._send_rtcp_nack(ssrc, sorted(self._nack.missing)))
         self._sink(packet)
-        return False, None
+        if self._estimator is not None:
+            self._estimate(packet, arrival_time_ms)
+
+    def _estimate(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        self._frame_bytes += len(packet.payload) + packet.padding_size
+        abs_send_time = packet.extensions.abs_send_time
+        if not packet.marker or abs_send_time is None or self._estimator is None:
+            return
+        remb = self._estimator.add(
+            abs_send_time=abs_send_time,
+            arrival_time_ms=arrival_time_ms,
+            payload_size=self._frame_bytes,
+            ssrc=packet.ssrc,
+        )
+        self._frame_bytes = 0
+        rtcp_ssrc: int | None = getattr(self._receiver, _RTCP_SSRC)
+        if remb is not None and rtcp_ssrc is not None:
+            self._spawn(
+                self._receiver._send_rtcp(
+                    RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+                    )
+                )
+            )
+
+    def _spawn(self, coroutine: Coroutine[object, object, None]) -> None:
+        # One RTCP packet each, done at once: references kept only so none is collected mid-way.
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class _DirectIngest:
+    """Hands a DTLS transport's SRTP media for tapped receivers to them in the datagram callback.
+
+    aioice queues every datagram; the DTLS transport's task takes each from the queue, then
+    unprotects, parses and routes it, and awaits the receiver: a task wakeup and a chain of
+    coroutines per packet. For an SRTP (not SRTCP) datagram whose SSRC aiortc's router already
+    routes to a tapped receiver, this does the same work synchronously when the datagram arrives.
+    Everything else (DTLS, SRTCP, the first packets of an SSRC, other receivers) is queued as
+    before, so aiortc still routes what it has not seen.
+    """
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+        router = _require_instance_attribute(dtls, "_rtp_router")
+        self._ssrc_table: dict[int, RTCRtpReceiver] = _require_instance_attribute(
+            router, "ssrc_table"
+        )
+        self._extensions: Any = _require_instance_attribute(dtls, "_rtp_header_extensions_map")
+        _require_instance_attribute(dtls, "_rx_srtp")
+        _require_instance_attribute(dtls, _RX_BYTES)
+        # Keyed by what the router answers, None included: one lookup per datagram.
+        self.paths: dict[RTCRtpReceiver | None, _LeanReceivePath] = {}
+        connection = _require_instance_attribute(dtls.transport, "_connection")
+        self._queue: Callable[[bytes, int], None] = connection.data_received
+        # StunProtocol calls `self.receiver.data_received`: an instance attribute replaces it.
+        connection.data_received = self.data_received
+
+    def data_received(self, data: bytes, component: int) -> None:
+        srtp = self._dtls._rx_srtp
+        if srtp is None or len(data) < 12 or not 127 < data[0] < 192 or 191 < data[1] < 209:
+            self._queue(data, component)
+            return
+        path = self.paths.get(self._ssrc_table.get(int.from_bytes(data[8:12], "big")))
+        if path is None:
+            self._queue(data, component)
+            return
+        dtls = self._dtls
+        setattr(dtls, _RX_BYTES, getattr(dtls, _RX_BYTES) + len(data))
+        setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + 1)
+        try:
+            packet = RtpPacket.parse(srtp.unprotect(data), self._extensions)
+        except (pylibsrtp.Error, ValueError):
+            return
+        path.handle(packet, time.time_ns() // 1_000_000 + _NTP_EPOCH_MS)
+
+
+_ingests: weakref.WeakKeyDictionary[RTCDtlsTransport, _DirectIngest] = weakref.WeakKeyDictionary()
 
 
 def tap_receiver_packets(receiver: RTCRtpReceiver, sink: PacketSink) -> ReceiverTap:
-    """Send the receiver's media packets to `sink` as they arrive; nothing is decoded.
+    """Send the receiver's media packets to `sink` as they arrive; nothing is reassembled.
 
-    aiortc's receiver goes on doing everything else for the publisher's leg: SRTP, RTX unwrapping,
-    NACKs for lost packets, receiver reports and REMB. Call it before `receive()` starts it.
+    The receiver's per-packet handler is replaced by `_LeanReceivePath`: statistics for receiver
+    reports, RTX unwrapping, NACKs and REMB stay; depayloading, the jitter buffer and the decoder
+    go; once aiortc has routed an SSRC to the receiver, its packets skip aiortc's queue and tasks
+    (`_DirectIngest`). aiortc's receiver keeps sending the publisher its RTCP (receiver reports,
+    PLIs). Call it before `receive()` starts the receiver.
     """
     if _require_instance_attribute(receiver, _DECODER_THREAD) is not None:
         raise RuntimeError("tap_receiver_packets() must run before the receiver starts")
     _require_instance_attribute(receiver, _DECODER_QUEUE)
-    _require_instance_attribute(receiver, _JITTER_BUFFER)
-    jitter_buffer = _PacketTapJitterBuffer(sink)
-    setattr(receiver, _JITTER_BUFFER, jitter_buffer)
-    # No frame is ever complete: the decoder thread reads the stand-in's None and ends at once.
+    path = _LeanReceivePath(receiver, sink)
+    # An instance attribute shadows the method the DTLS transport calls for each routed packet.
+    receiver._handle_rtp_packet = path.handle_rtp_packet  # type: ignore[method-assign]
+    # No frame is ever queued: the decoder thread reads the stand-in's None and ends at once.
     setattr(receiver, _DECODER_QUEUE, _FrameTap(lambda *_: None, None))
-    return ReceiverTap(receiver, jitter_buffer)
+    dtls = receiver.transport
+    ingest = _ingests.get(dtls)
+    if ingest is None:
+        ingest = _ingests[dtls] = _DirectIngest(dtls)
+    ingest.paths[receiver] = path
+    return ReceiverTap(receiver, path)
 
 
 class SenderLeg:

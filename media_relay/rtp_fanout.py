@@ -17,16 +17,16 @@ payload), from which its subscriber's NACKs are answered, RTX-wrapped when RTX w
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass, field
 from struct import Struct
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import RtpPacket
 
 from media_relay._fanout import Slot
 from media_relay._fanout import forward as _forward
+from media_relay._fanout import vp8_keyframe_start as vp8_keyframe_start
 
 Kind = Literal["audio", "video"]
 
@@ -50,32 +50,6 @@ class Leg(Protocol):
     def resend(self, packet: bytes) -> bool: ...
 
 
-def vp8_keyframe_start(payload: bytes) -> bool:
-    """Is this VP8 RTP payload the first packet of a keyframe (RFC 7741)?
-
-    The payload descriptor's S bit and partition index 0 mark a frame's first packet; the VP8
-    payload header after the descriptor has the inverse key frame flag in bit 0 of its first byte.
-    """
-    if len(payload) < 2 or payload[0] & 0x17 != 0x10:
-        return False
-    offset = 1
-    if payload[0] & 0x80:
-        extension = payload[1]
-        offset = 2
-        if extension & 0x80:  # picture id, 7 or 15 bits
-            offset += 2 if len(payload) > offset and payload[offset] & 0x80 else 1
-        if extension & 0x40:  # TL0PICIDX
-            offset += 1
-        if extension & 0x30:  # TID / KEYIDX
-            offset += 1
-    return len(payload) > offset and payload[offset] & 0x01 == 0
-
-
-def ntp_now() -> int:
-    """The wall clock as a 64-bit NTP timestamp (what RTCP sender reports carry)."""
-    return int((time.time() + 2_208_988_800) * (1 << 32))
-
-
 @dataclass
 class SlotStats:
     """Counters of one subscriber receive slot."""
@@ -89,41 +63,34 @@ class SlotStats:
     send_errors: int = 0
 
 
-@dataclass(frozen=True)
-class Fanned:
-    """What became of one publisher packet."""
+class Fanned(NamedTuple):
+    """What became of one publisher packet (a tuple: one is made per packet)."""
 
     sent: int
     held: int
     """Slots that need a keyframe before they can go on."""
-    frame_end: bool
     keyframe_start: bool
+    frame_end: bool
 
 
 def fan_out(kind: Kind, packet: RtpPacket, slots: list[Slot]) -> Fanned:
-    """Send a publisher's packet to each of `slots` (the compiled loop)."""
-    payload = packet.payload
-    video = kind == "video"
-    keyframe_start = video and vp8_keyframe_start(payload)
-    # A video frame ends with the marker bit; an Opus packet is a frame.
-    frame_end = bool(packet.marker) or not video
-    if not slots:
-        return Fanned(0, 0, frame_end, keyframe_start)
-    ntp = ntp_now()
+    """Send a publisher's packet to each of `slots` (the compiled loop).
+
+    The loop also reads the VP8 payload descriptor (is this a keyframe's first packet) and stamps
+    abs-send-time and the sender-report clock itself.
+    """
     level = packet.extensions.audio_level
-    sent, held = _forward(
-        slots,
-        packet.sequence_number,
-        packet.timestamp,
-        packet.marker,
-        payload,
-        keyframe_start,
-        frame_end,
-        (ntp >> 14) & 0xFFFFFF,
-        -1 if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F),
-        ntp,
+    return Fanned(
+        *_forward(
+            slots,
+            kind == "video",
+            packet.sequence_number,
+            packet.timestamp,
+            packet.marker,
+            packet.payload,
+            -1 if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F),
+        )
     )
-    return Fanned(sent, held, frame_end, keyframe_start)
 
 
 class SlotOutput:

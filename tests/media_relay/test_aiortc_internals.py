@@ -291,7 +291,7 @@ async def test_a_connected_leg_sends_the_slots_packets_itself_on_the_ice_socket(
         slot.start_source(0)
         silence = bytes([0xF8, 0xFF, 0xFE])
         for sequence in range(5):
-            fanout_forward([slot], sequence, 960 * sequence, 0, silence, False, True, 0, -1, 0)
+            fanout_forward([slot], False, sequence, 960 * sequence, 0, silence, -1)
         [receiver] = receiving.getReceivers()
 
         async def received() -> int:
@@ -327,7 +327,7 @@ def test_the_srtp_session_exposes_the_libsrtp_context_the_compiled_loop_uses():
         slot.configure(plain[:12], 0x60, 0, 0)
         slot.connect_socket(session, context, protect, udp.fileno(), *listener.getsockname())
         slot.start_source(0)  # the slot's timeline starts at 0, its numbering at 1
-        assert fanout_forward([slot], 1, 0, 0, plain[12:], False, True, 0, -1, 0) == (1, 0)
+        assert fanout_forward([slot], False, 1, 0, 0, plain[12:], -1) == (1, 0, False, True)
         received = listener.recv(2048)
         slot.disconnect()
     expected = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)).protect(plain)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import struct
 import sys
+import time
 
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
@@ -248,3 +249,24 @@ def test_vp8_keyframe_start_reads_the_payload_descriptor():
     assert not vp8_keyframe_start(b"\x90\xe0\x80\x01\x02\x03\x11")
     assert not vp8_keyframe_start(b"\x11\x10")  # partition 1
     assert not vp8_keyframe_start(b"\x90\x80")  # truncated
+
+
+def test_frame_ends_and_keyframe_starts_are_reported_even_with_no_subscriber():
+    """The publisher's counters do not depend on anyone listening."""
+    video = RtpPacket(payload_type=96, marker=0, sequence_number=1, timestamp=0, payload=KEY)
+    assert fan_out("video", video, []) == Fanned(0, 0, keyframe_start=True, frame_end=False)
+    video.marker, video.payload = 1, DELTA
+    assert fan_out("video", video, []) == Fanned(0, 0, keyframe_start=False, frame_end=True)
+    audio = RtpPacket(payload_type=111, marker=0, sequence_number=1, timestamp=0, payload=KEY)
+    assert fan_out("audio", audio, []) == Fanned(0, 0, keyframe_start=False, frame_end=True)
+
+
+def test_the_loop_stamps_abs_send_time_and_the_sender_report_clock_from_the_wall_clock():
+    slot, leg = _slot()
+    before = time.time()
+    _send(slot, 1, 0, KEY)
+    after = time.time()
+    *_, report_ntp, _ = slot.slot.counters()
+    assert before - 0.01 <= report_ntp / (1 << 32) - 2_208_988_800 <= after + 0.01
+    stamped = _parse(leg.sent[0]).extensions.abs_send_time
+    assert stamped == (report_ntp >> 14) & 0xFFFFFF
