@@ -16,14 +16,21 @@ from __future__ import annotations
 
 from typing import TypedDict, cast
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_stubs_ext import WithAnnotations
 
 from accounts.models import Membership, Role, User
 from classrooms.models import Enrollment, Lesson, LessonParticipant, School, is_lesson_key
-from media_relay.ports import Admission, Grants, ParticipantRole, Refusal, RoomPolicy
+from media_relay.ports import (
+    Admission,
+    Grants,
+    ParticipantRole,
+    Refusal,
+    RemovedPupil,
+    RoomPolicy,
+)
 
 _MEMBERSHIP_FOR_ENROLLMENT = {
     ParticipantRole.TEACHER: Role.TEACHER,
@@ -98,7 +105,14 @@ class RosterLessonAccess:
             return Refusal.NOT_ON_ROSTER
         if not lesson.is_joinable(timezone.now()):
             return Refusal.NOT_OPEN
-        participant = LessonParticipant.objects.filter(lesson=lesson, user_id=user_id).first()
+        # One query for the user's own row and, for a teacher, everyone removed from the lesson.
+        rows = LessonParticipant.objects.filter(lesson=lesson).select_related("user")
+        if role is ParticipantRole.TEACHER:
+            rows = rows.filter(Q(user_id=user_id) | Q(removed_at__isnull=False))
+        else:
+            rows = rows.filter(user_id=user_id)
+        by_user = {row.user_id: row for row in rows}
+        participant = by_user.get(user_id)
         if participant is not None and participant.removed_at is not None:
             return Refusal.REMOVED
         school = lesson.school
@@ -122,4 +136,9 @@ class RosterLessonAccess:
                 pause_pupils_without_teacher=school.pause_pupils_without_teacher,
             ),
             roster_size=lesson.roster_size,
+            removed=tuple(
+                RemovedPupil(user_id=row.user_id, display_name=row.user.display_name)
+                for row in sorted(by_user.values(), key=lambda row: row.user.display_name)
+                if row.removed_at is not None
+            ),
         )

@@ -3,10 +3,11 @@
 Each participant has one `RTCPeerConnection` with the relay, and the browser is always the
 offerer. Its offer carries up to three sending transceivers (`mic`, `camera`, `screen`, named by
 the `sources` map) and any number of `recvonly` transceivers: its receive slots. A source that is
-forwarding is attached to one free slot of its kind on every other participant. Each RTP packet
-the publisher's receiver gets (after SRTP and RTX) is sent on to those slots at once, its header
-rewritten for each (`media_relay.rtp_fanout`), without reassembling, decoding or a coroutine per
-subscriber; aiortc keeps doing ICE, DTLS, RTCP and NACKs for the publisher's leg
+forwarding is attached to one free slot of its kind on every other participant whose selection
+holds it (`media_relay.selection`: the top three speakers' microphones, last-N video). Each RTP
+packet the publisher's receiver gets (after SRTP and RTX) is sent on to those slots at once, its
+header rewritten for each (`media_relay.rtp_fanout`), without reassembling, decoding or a
+coroutine per subscriber; aiortc keeps doing ICE, DTLS, RTCP and NACKs for the publisher's leg
 (`media_relay.aiortc_internals` holds every reach into its internals).
 """
 
@@ -16,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -45,6 +46,7 @@ from media_relay.aiortc_internals import (
     tap_receiver_packets,
 )
 from media_relay.rtp_fanout import SlotOutput, SlotStats, fan_out
+from media_relay.selection import DEFAULT_LAST_N, Selection, SpeakerTracker, select
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,8 @@ CONNECT_TIMEOUT = 20.0
 # How often the slots' counters are written into their senders for RTCP sender reports (which
 # aiortc sends every 0.5-1.5 s) and getStats().
 REPORT_INTERVAL = 0.2
+# How often the speakers are picked again from the levels heard (selection waits on this).
+SPEAKER_INTERVAL = 0.25
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,10 @@ class LessonForwarder:
       `negotiate` returns).
     - `on_slots_wanted(participant, audio, video)`: that participant needs this many receive slots
       of each kind in all; the room relays it as a `slots` message.
+    - `on_speakers(participants)`: the active speakers changed (media_relay.selection).
+
+    Each subscriber receives only what `media_relay.selection.select` picks for it: the top three
+    microphones and last-N video (see `set_selection`).
     """
 
     def __init__(
@@ -185,6 +193,7 @@ class LessonForwarder:
         on_peer_state: Callable[[str, PeerState], None],
         on_tracks: Callable[[str, Mapping[str, SlotTrack | None]], None],
         on_slots_wanted: Callable[[str, int, int], None],
+        on_speakers: Callable[[Sequence[str]], None] = lambda speakers: None,
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         # Max-bundle: every transceiver on the first one's transport from the start. With aiortc's
@@ -196,6 +205,7 @@ class LessonForwarder:
         self._on_peer_state = on_peer_state
         self._on_tracks = on_tracks
         self._on_slots_wanted = on_slots_wanted
+        self._on_speakers = on_speakers
         self._connect_timeout = connect_timeout
         self._peers: dict[str, _Peer] = {}
         self._publications: dict[tuple[str, Source], _Publication] = {}
@@ -204,6 +214,9 @@ class LessonForwarder:
         self._tasks: set[asyncio.Task[None]] = set()
         self._reporting = False
         self._closed = False
+        self._speakers = SpeakerTracker()
+        self._last_n = DEFAULT_LAST_N
+        self._pinned: frozenset[str] = frozenset()
 
     # Negotiation
 
@@ -247,6 +260,7 @@ class LessonForwarder:
         if not self._reporting:
             self._reporting = True
             self._spawn(self._report_to_senders())
+            self._spawn(self._follow_speakers())
         pc = RTCPeerConnection(self._configuration)
         peer.pc = pc
         peer.roles = {}
@@ -348,16 +362,42 @@ class LessonForwarder:
     # Forwarding decisions
 
     def slots_wanted(self, participant: str) -> tuple[int, int]:
-        """How many (audio, video) receive slots the participant should offer now."""
-        audio = video = SLOT_HEADROOM
-        for publisher, source in self._forwarding:
-            if publisher == participant:
-                continue
-            if SOURCE_KINDS[source] == "audio":
-                audio += 1
-            else:
-                video += 1
-        return audio, video
+        """How many (audio, video) receive slots the participant should offer now.
+
+        As many as its selection holds (at most three audio, last-N video plus pinned), whatever
+        the size of the class, and headroom.
+        """
+        selection = self._selection_for(participant, list(self._forwarding), ())
+        return len(selection.audio) + SLOT_HEADROOM, len(selection.video) + SLOT_HEADROOM
+
+    def set_selection(self, *, last_n: int, pinned: Collection[str]) -> None:
+        """Each subscriber receives last-N video, and always the cameras of `pinned` (teachers)."""
+        if last_n < 1:
+            raise ValueError("last_n must be at least 1.")
+        pinned = frozenset(pinned)
+        if (last_n, pinned) == (self._last_n, self._pinned):
+            return
+        self._last_n, self._pinned = last_n, pinned
+        self._rebalance()
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        """The active speakers now (media_relay.selection.SpeakerTracker)."""
+        return self._speakers.speakers
+
+    def _selection_for(
+        self,
+        participant: str,
+        publishing: Sequence[tuple[str, Source]],
+        ranking: Sequence[str],
+    ) -> Selection:
+        return select(
+            subscriber=participant,
+            publishing=publishing,
+            ranking=ranking,
+            pinned=self._pinned,
+            last_n=self._last_n,
+        )
 
     def set_forwarding(self, participant: str, source: Source, on: bool) -> None:
         """Start or stop forwarding a participant's source to everyone else.
@@ -389,26 +429,34 @@ class LessonForwarder:
         )
 
     def _rebalance(self) -> None:
-        """Bring every slot in line with what is forwarding; report what changed."""
+        """Bring every slot in line with what its subscriber should receive; report changes.
+
+        A slot whose source is no longer selected for its subscriber is detached first, so that a
+        newly selected source can take it over at once (from a keyframe, for video).
+        """
+        live = {
+            (publication.participant, publication.source): publication
+            for publication in self._publications.values()
+            if self._is_live(publication)
+        }
+        ranking = self._speakers.ranking(dict.fromkeys(key[0] for key in live))
         changed: set[str] = set()
+        wanted: set[str] = set()
         for peer in self._peers.values():
+            selection = self._selection_for(peer.participant, list(live), ranking)
             for slot in peer.slots.values():
-                if slot.carries is not None and not self._is_live(slot.carries):
+                carries = slot.carries
+                if carries is None:
+                    continue
+                key = (carries.participant, carries.source)
+                if key not in selection or live.get(key) is not carries:
                     self._detach(slot)
                     changed.add(peer.participant)
-        wanted: set[str] = set()
-        for publication in self._publications.values():
-            if not self._is_live(publication):
+            if peer.ended or peer.pc is None:
                 continue
-            carried_by = {
-                p.participant
-                for p in self._peers.values()
-                if any(slot.carries is publication for slot in p.slots.values())
-            }
-            for peer in self._peers.values():
-                if peer.participant in carried_by or peer.participant == publication.participant:
-                    continue
-                if peer.ended or peer.pc is None:
+            carried = {slot.carries for slot in peer.slots.values()}
+            for key, publication in live.items():
+                if key not in selection or publication in carried:
                     continue
                 free = next(
                     (
@@ -460,6 +508,8 @@ class LessonForwarder:
     def _on_packet(self, publication: _Publication, packet: RtpPacket) -> None:
         """A publisher's RTP packet, on the event loop: sent on to each subscriber slot at once."""
         live = self._is_live(publication)
+        if live and publication.kind == "audio":
+            self._hear(publication.participant, packet)
         fanned = fan_out(publication.kind, packet, publication.fanout if live else [])
         stats = publication.stats
         if fanned.keyframe_start:
@@ -474,6 +524,20 @@ class LessonForwarder:
         """A subscriber's sender started: its slot can send, from a keyframe for video."""
         if slot.output.configure(parameters) and slot.carries is not None:
             self._request_keyframe(slot.carries)
+
+    def _hear(self, participant: str, packet: RtpPacket) -> None:
+        """Note the microphone level (RFC 6464, negotiated for audio by aiortc) of one packet."""
+        level = packet.extensions.audio_level
+        if level is not None:
+            self._speakers.hear(participant, level[1], time.monotonic())
+
+    async def _follow_speakers(self) -> None:
+        """Pick the speakers a few times a second; a change reselects everyone's sources."""
+        while True:
+            await asyncio.sleep(SPEAKER_INTERVAL)
+            if self._speakers.update(time.monotonic()):
+                self._rebalance()
+                self._on_speakers(self._speakers.speakers)
 
     async def _report_to_senders(self) -> None:
         """Keep every slot's sender reports in step with what the fan-out loop sent."""
@@ -517,9 +581,13 @@ class LessonForwarder:
         for source in list(SOURCE_KINDS):
             self._publications.pop((participant, source), None)
         self._slots_wanted_sent.pop(participant, None)
+        was_speaking = participant in self._speakers.speakers
+        self._speakers.forget(participant)
         if peer is not None:
             await self._end_peer(peer, "closed")
         self._rebalance()
+        if was_speaking and not self._closed:
+            self._on_speakers(self._speakers.speakers)
 
     async def close(self) -> None:
         """Close every peer connection. Idempotent."""

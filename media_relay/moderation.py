@@ -167,6 +167,15 @@ async def chat_delete(room: Room, teacher: Participant, body: dict[str, Any]) ->
         room.send(member, "chat-deleted", id=body["id"])
 
 
+async def layout(room: Room, teacher: Participant, body: dict[str, Any]) -> None:
+    """Choose the page's large tile (the teacher or the current speaker) and, if given, last-N."""
+    room.layout = body["layout"]
+    if body.get("lastN") is not None:
+        room.last_n = body["lastN"]
+    # The forwarder reselects everyone's cameras here, within this message.
+    room.changed()
+
+
 async def end(room: Room, teacher: Participant, body: dict[str, Any]) -> None:
     await room.offload(
         partial(room.recorder.lesson_ended, lesson_id=room.lesson_id, by_user_id=int(teacher.id))
@@ -185,5 +194,6 @@ HANDLERS: dict[str, Handler] = {
     "lock": lock,
     "lower-hand": lower_hand,
     "chat-delete": chat_delete,
+    "layout": layout,
     "end": end,
 }

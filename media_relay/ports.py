@@ -63,6 +63,14 @@ class RoomPolicy:
 
 
 @dataclass(frozen=True)
+class RemovedPupil:
+    """A pupil a teacher removed from the lesson, whom a teacher may let back in."""
+
+    user_id: int
+    display_name: str
+
+
+@dataclass(frozen=True)
 class Admission:
     """A user let into a lesson, with what the relay needs to know about them."""
 
@@ -81,6 +89,9 @@ class Admission:
     # How many people are on the class's roster (teachers and pupils): it bounds how many receive
     # slots an offer may ask for. 0 when unknown; the relay then goes by who it has seen.
     roster_size: int = 0
+    # For a teacher: the pupils removed from this lesson so far, so that a room rebuilt after a
+    # restart still lists them for "let back in". Empty for pupils.
+    removed: tuple[RemovedPupil, ...] = ()
 
     def __post_init__(self) -> None:
         if self.roster_size < 0:

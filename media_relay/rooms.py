@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from aiortc import RTCIceServer
 
@@ -35,6 +35,7 @@ from media_relay.participants import (
     describe,
 )
 from media_relay.ports import Admission, Grants, LessonRecorder
+from media_relay.selection import DEFAULT_LAST_N
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class Forwarder(Protocol):
 
     def set_forwarding(self, participant: str, source: Source, on: bool) -> None: ...
 
+    def set_selection(self, *, last_n: int, pinned: Collection[str]) -> None: ...
+
     async def remove(self, participant: str) -> None: ...
 
     async def close(self) -> None: ...
@@ -77,6 +80,7 @@ class ForwarderFactory(Protocol):
         on_peer_state: Callable[[str, PeerState], None],
         on_tracks: Callable[[str, Mapping[str, SlotTrack | None]], None],
         on_slots_wanted: Callable[[str, int, int], None],
+        on_speakers: Callable[[Sequence[str]], None],
     ) -> Forwarder: ...
 
 
@@ -89,6 +93,8 @@ class RoomSettings:
     heartbeat_seconds: float = HEARTBEAT_SECONDS
     snapshot_seconds: float = SNAPSHOT_SECONDS
 
+
+Layout = Literal["teacher", "speaker"]
 
 # What a participant waiting in the lobby may do; anything else answers `not-in-lesson`.
 LOBBY_ALLOWED = frozenset({"ping", "media"})
@@ -113,6 +119,12 @@ class Room:
     # Pupils removed while this room lived (id -> name), whom a teacher may let back in.
     removed: dict[str, str] = field(default_factory=dict)
     screen: str | None = None
+    # What the teacher chose: the page's large tile shows the teacher or the current speaker, and
+    # each participant receives last-N cameras (media_relay.selection).
+    layout: Layout = "teacher"
+    last_n: int = DEFAULT_LAST_N
+    # The active speakers, as the forwarder hears them.
+    speakers: tuple[str, ...] = ()
     closed: bool = False
     _forwarder: Forwarder | None = None
     _forwarding: dict[tuple[str, Source], bool] = field(default_factory=dict)
@@ -144,6 +156,7 @@ class Room:
                 on_peer_state=self._on_peer_state,
                 on_tracks=self._on_tracks,
                 on_slots_wanted=self._on_slots_wanted,
+                on_speakers=self._on_speakers,
             )
         return self._forwarder
 
@@ -153,6 +166,10 @@ class Room:
         """Welcome a participant (or replace their older socket): in the lesson or in the lobby."""
         user_id = str(admission.user_id)
         self._roster_size = max(self._roster_size, admission.roster_size)
+        # A teacher's admission lists who was removed, so a room rebuilt after a restart can
+        # still let them back in.
+        for removed in admission.removed:
+            self.removed.setdefault(str(removed.user_id), removed.display_name)
         if user_id in self.removed:
             connection.close(CloseCode.REMOVED)
             return
@@ -412,6 +429,8 @@ class Room:
 
     def _apply_forwarding(self) -> None:
         """Tell the forwarder every source whose decision changed since it was last told."""
+        teachers = [p.id for p in self.participants.values() if p.is_teacher]
+        self.forwarder.set_selection(last_n=self.last_n, pinned=teachers)
         for participant in list(self.participants.values()):
             if not participant.connected:
                 continue
@@ -492,6 +511,10 @@ class Room:
         if participant is not None and participant.state == "in":
             self.send(participant, "slots", audio=audio, video=video)
 
+    def _on_speakers(self, speakers: Sequence[str]) -> None:
+        self.speakers = tuple(speakers)
+        self.changed()
+
     def _slots(self, participant: Participant) -> dict[str, int]:
         audio, video = self.forwarder.slots_wanted(participant.id)
         return {"audio": audio, "video": video}
@@ -528,6 +551,7 @@ class Room:
         """The room as `viewer` may see it: pupils see who is in, teachers the lobby too."""
         visible = [p for p in self.participants.values() if viewer.is_teacher or p.state == "in"]
         visible.sort(key=lambda p: (not p.is_teacher, p.name, p.id))
+        visible_ids = {p.id for p in visible}
         snapshot: dict[str, Any] = {
             "locked": self.locked,
             "teacherPresent": self.teacher_present,
@@ -535,6 +559,9 @@ class Room:
             "screen": self.screen,
             "participants": [describe(p, screen=self.screen, hands=self.hands) for p in visible],
             "hands": list(self.hands),
+            "speakers": [user_id for user_id in self.speakers if user_id in visible_ids],
+            "layout": self.layout,
+            "lastN": self.last_n,
         }
         snapshot["removed"] = (
             [{"id": user_id, "name": name} for user_id, name in self.removed.items()]

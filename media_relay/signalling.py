@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from media_relay.sdp_gate import MAX_SDP_BYTES
+from media_relay.selection import MAX_LAST_N
 
 VERSION = 1
 # An offer (up to MAX_SDP_BYTES, JSON-escaped) must fit in a frame.
@@ -27,6 +28,7 @@ MAX_CANDIDATE_CHARS = 1024
 MAX_CHAT_ID = 2**63 - 1
 
 SOURCES = frozenset({"mic", "camera", "screen"})
+LAYOUTS = frozenset({"teacher", "speaker"})
 
 _PARTICIPANT_ID = re.compile(r"[0-9]{1,20}")
 # A mid is an RFC 5888 token; browsers use short numbers.
@@ -166,6 +168,17 @@ def _chat_delete(data: dict[str, Any]) -> dict[str, Any]:
     return {"id": value}
 
 
+def _layout(data: dict[str, Any]) -> dict[str, Any]:
+    layout = data.get("layout")
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise _bad("`layout` must be `teacher` or `speaker`.")
+    last_n = data.get("lastN")
+    # `type() is int`: True is an int in Python, and JSON 6.0 parses as a float.
+    if last_n is not None and (type(last_n) is not int or not 1 <= last_n <= MAX_LAST_N):
+        raise _bad(f"`lastN` must be a whole number from 1 to {MAX_LAST_N} when given.")
+    return {"layout": layout, "lastN": last_n}
+
+
 _EVERYONE: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ping": _no_fields,
     "offer": _offer,
@@ -185,6 +198,7 @@ _TEACHERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "lock": lambda data: {"on": _bool(data, "on")},
     "lower-hand": _participant_or_all,
     "chat-delete": _chat_delete,
+    "layout": _layout,
     "end": _no_fields,
 }
 _FIELDS = {**_EVERYONE, **_TEACHERS}

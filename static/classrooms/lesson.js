@@ -323,6 +323,9 @@ root.addEventListener("click", (event) => {
   }
   if (event.target.closest("[data-mute-all]")) socket.send("mute", { all: true, source: "mic" });
   else if (event.target.closest("[data-lock]")) socket.send("lock", { on: !state.room?.locked });
+  else if (event.target.closest("[data-layout]")) {
+    socket.send("layout", { layout: state.room?.layout === "speaker" ? "teacher" : "speaker" });
+  }
   else if (event.target.closest("[data-lower-all]")) socket.send("lower-hand", { all: true });
   else if (event.target.closest("[data-rejoin]")) location.reload();
 });

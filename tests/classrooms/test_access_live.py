@@ -8,7 +8,7 @@ import pytest
 from classrooms.access import RosterLessonAccess
 from classrooms.live.recorder import LessonRecords
 from classrooms.models import Enrollment, LessonParticipant, LessonState
-from media_relay.ports import Admission, Grants, Refusal, RoomPolicy
+from media_relay.ports import Admission, Grants, Refusal, RemovedPupil, RoomPolicy
 from tests.factories import lesson_now, pupil_of
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +30,19 @@ def test_a_removed_pupil_is_refused_as_removed(campus):
     )
     assert admit(campus.pupil_x, campus.lesson_x.key) is Refusal.REMOVED
     assert int(Refusal.REMOVED) == 4410
+
+
+def test_a_teacher_s_admission_lists_the_pupils_removed_from_the_lesson(campus):
+    """So that a room rebuilt after a restart can still let them back in; pupils learn nothing."""
+    records = LessonRecords()
+    ids = {"lesson_id": campus.lesson_x.pk, "user_id": campus.pupil_x.pk}
+    records.participant_removed(**ids, by_user_id=campus.teacher_x.pk)
+    assert admitted(campus.teacher_x, campus.lesson_x.key).removed == (
+        RemovedPupil(user_id=campus.pupil_x.pk, display_name=campus.pupil_x.display_name),
+    )
+    records.participant_readmitted(**ids, by_user_id=campus.teacher_x.pk)
+    assert admitted(campus.teacher_x, campus.lesson_x.key).removed == ()
+    assert admitted(campus.pupil_x, campus.lesson_x.key).removed == ()
 
 
 def test_a_readmitted_pupil_joins_again(campus):
@@ -133,8 +146,13 @@ def test_the_room_policy_is_the_schools(campus, lobby, pause):
 
 
 def test_an_admission_costs_four_queries(campus, django_assert_num_queries):
-    with django_assert_num_queries(4):
-        admitted(campus.pupil_x, campus.lesson_x.key)
+    LessonRecords().participant_removed(
+        lesson_id=campus.lesson_x.pk, user_id=campus.pupil_x.pk, by_user_id=campus.teacher_x.pk
+    )
+    classmate = pupil_of(campus.class_x, given_name="Cleo", family_name="Mate")
+    for person in (classmate, campus.teacher_x):
+        with django_assert_num_queries(4):
+            admitted(person, campus.lesson_x.key)
 
 
 def test_an_admission_carries_the_size_of_the_class_roster(campus):

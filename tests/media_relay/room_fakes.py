@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -85,11 +85,14 @@ class SpyForwarder:
     on_peer_state: Callable[[str, PeerState], None]
     on_tracks: Callable[[str, Mapping[str, SlotTrack | None]], None]
     on_slots_wanted: Callable[[str, int, int], None]
+    on_speakers: Callable[[Sequence[str]], None] = lambda speakers: None
     ice_servers: Sequence[RTCIceServer] = ()
     forwarding: dict[tuple[str, Source], bool] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     candidates: list[tuple[str, str, str]] = field(default_factory=list)
     offers: list[tuple[str, dict[str, Source]]] = field(default_factory=list)
+    selection: tuple[int, frozenset[str]] | None = None
+    """The last (last_n, pinned) the room set."""
     failure: Exception | None = None
     hold: asyncio.Event | None = None
     closed: bool = False
@@ -115,6 +118,9 @@ class SpyForwarder:
 
     def set_forwarding(self, participant: str, source: Source, on: bool) -> None:
         self.forwarding[(participant, source)] = on
+
+    def set_selection(self, *, last_n: int, pinned: Collection[str]) -> None:
+        self.selection = (last_n, frozenset(pinned))
 
     async def remove(self, participant: str) -> None:
         self.removed.append(participant)

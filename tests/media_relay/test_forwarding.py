@@ -179,7 +179,9 @@ async def test_the_relays_sender_reports_count_what_the_fast_path_sent(lesson):
 
     async def next_report() -> None:
         report = await b.sender_report(mid)
-        if report is not None and (not reports or report != reports[-1]):
+        # A report sent before the slot's counters first reached the sender says 0: true, but
+        # not what this test is about.
+        if report is not None and report[0] > 0 and (not reports or report != reports[-1]):
             reports.append(report)
 
     deadline = time.monotonic() + 10

@@ -20,7 +20,7 @@ from aiortc import RTCIceServer, RTCPeerConnection
 
 from media_relay import signalling
 from media_relay.forwarding import NegotiationError, PeerState, SlotTrack
-from media_relay.ports import Admission, Grants, ParticipantRole, RoomPolicy
+from media_relay.ports import Admission, Grants, ParticipantRole, RemovedPupil, RoomPolicy
 from media_relay.rooms import SECTION_HEADROOM, Room, RoomRegistry, RoomSettings
 from tests.media_relay.room_fakes import MemoryRecorder, RecordingSocket, SpyForwarder
 
@@ -64,6 +64,8 @@ class Lesson:
     forwarders: list[SpyForwarder] = field(default_factory=list)
     grants: dict[str, Grants] = field(default_factory=dict)
     roster_size: int = 0
+    # What the school's records say was removed (a teacher's admission carries it).
+    removed: tuple[RemovedPupil, ...] = ()
     snapshot_seconds: float = 0.0
 
     def admission(self, user_id: str) -> Admission:
@@ -80,6 +82,7 @@ class Lesson:
             grants=EVERYTHING if teacher else self.grants.get(user_id, NOTHING),
             policy=self.policy,
             roster_size=self.roster_size,
+            removed=self.removed if teacher else (),
         )
 
     def _forwarder(
@@ -89,11 +92,13 @@ class Lesson:
         on_peer_state: Callable[[str, PeerState], None],
         on_tracks: Callable[[str, Mapping[str, SlotTrack | None]], None],
         on_slots_wanted: Callable[[str, int, int], None],
+        on_speakers: Callable[[Sequence[str]], None],
     ) -> SpyForwarder:
         forwarder = SpyForwarder(
             on_peer_state=on_peer_state,
             on_tracks=on_tracks,
             on_slots_wanted=on_slots_wanted,
+            on_speakers=on_speakers,
             ice_servers=ice_servers,
         )
         self.forwarders.append(forwarder)
@@ -804,3 +809,80 @@ async def test_unlocking_lets_the_whole_lobby_in(lesson):
 async def test_an_admission_cannot_have_a_negative_roster():
     with pytest.raises(ValueError, match="roster_size"):
         replace(Lesson().admission(ADA), roster_size=-1)
+
+
+# --- Layout, last-N and speakers -----------------------------------------------------------------
+
+
+async def test_the_lesson_starts_in_teacher_layout_with_last_six(lesson):
+    await lesson.join(TEACHER)
+    snapshot = lesson.snapshot(TEACHER)
+    assert (snapshot["layout"], snapshot["lastN"], snapshot["speakers"]) == ("teacher", 6, [])
+    assert lesson.forwarder.selection == (6, frozenset({TEACHER}))
+
+
+async def test_a_teacher_switches_everyone_to_speaker_layout_and_sets_last_n(lesson):
+    await lesson.join(TEACHER)
+    await lesson.join(ADA)
+    await lesson.say(TEACHER, "layout", layout="speaker", lastN=9)
+    for user_id in (TEACHER, ADA):
+        assert lesson.snapshot(user_id)["layout"] == "speaker"
+        assert lesson.snapshot(user_id)["lastN"] == 9
+    assert lesson.forwarder.selection == (9, frozenset({TEACHER}))
+    await lesson.say(TEACHER, "layout", layout="teacher")
+    assert (lesson.snapshot(ADA)["layout"], lesson.snapshot(ADA)["lastN"]) == ("teacher", 9)
+
+
+async def test_a_pupil_cannot_choose_the_layout(lesson):
+    await lesson.join(TEACHER)
+    await lesson.join(ADA)
+    await lesson.say(ADA, "layout", layout="speaker", lastN=2)
+    assert lesson.errors(ADA) == ["forbidden"]
+    assert (lesson.snapshot(ADA)["layout"], lesson.snapshot(ADA)["lastN"]) == ("teacher", 6)
+    assert lesson.forwarder.selection == (6, frozenset({TEACHER}))
+
+
+async def test_every_teacher_present_is_pinned_for_last_n(lesson):
+    lesson.policy = RoomPolicy(lobby_until_teacher=False)
+    await lesson.join(ADA)
+    assert lesson.forwarder.selection == (6, frozenset())
+    await lesson.join(TEACHER)
+    assert lesson.forwarder.selection == (6, frozenset({TEACHER}))
+    await lesson.leave(TEACHER)
+    assert lesson.forwarder.selection == (6, frozenset())
+
+
+async def test_the_speakers_the_relay_hears_are_in_everyones_snapshot(lesson):
+    await lesson.live(TEACHER)
+    lesson.grants[ADA] = EVERYTHING
+    await lesson.live(ADA)
+    lesson.forwarder.on_speakers([ADA, TEACHER])
+    await settle()
+    assert lesson.snapshot(TEACHER)["speakers"] == [ADA, TEACHER]
+    assert lesson.snapshot(ADA)["speakers"] == [ADA, TEACHER]
+    lesson.forwarder.on_speakers([])
+    await settle()
+    assert lesson.snapshot(ADA)["speakers"] == []
+
+
+async def test_pupils_are_not_told_that_someone_in_the_lobby_speaks(lesson):
+    await lesson.join(TEACHER)
+    await lesson.join(ADA)
+    await lesson.say(TEACHER, "lock", on=True)
+    await lesson.join(BOB)
+    lesson.forwarder.on_speakers([BOB, ADA])
+    await settle()
+    assert lesson.snapshot(ADA)["speakers"] == [ADA]
+    assert lesson.snapshot(TEACHER)["speakers"] == [BOB, ADA]
+
+
+async def test_a_room_rebuilt_after_a_restart_still_lets_removed_pupils_back(lesson):
+    """The removal outlived the old room in the records: the teacher's admission lists it, so the
+    new room keeps the pupil out and still offers to let them back in."""
+    lesson.removed = (RemovedPupil(user_id=int(ADA), display_name="Ada Lovelace"),)
+    await lesson.live(TEACHER)
+    assert lesson.snapshot(TEACHER)["removed"] == [{"id": ADA, "name": "Ada Lovelace"}]
+    assert (await lesson.join(ADA)).closed_with == 4410
+    await lesson.say(TEACHER, "readmit", participant=ADA)
+    assert lesson.recorder.named("participant_readmitted") == [{"user_id": 2, "by_user_id": 1}]
+    assert (await lesson.join(ADA)).closed_with is None

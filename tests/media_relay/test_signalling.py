@@ -104,7 +104,7 @@ def test_every_documented_client_message_is_known():
         {
             "ping", "offer", "candidate", "media", "share", "hand", "chat",
             "mute", "grant", "admit", "deny", "remove", "readmit", "lock", "lower-hand",
-            "chat-delete", "end",
+            "chat-delete", "layout", "end",
         }
     ) == signalling.CLIENT_TYPES  # fmt: skip
 
@@ -113,7 +113,7 @@ def test_moderation_messages_are_for_teachers_only():
     assert frozenset(
         {
             "mute", "grant", "admit", "deny", "remove", "readmit", "lock", "lower-hand",
-            "chat-delete", "end",
+            "chat-delete", "layout", "end",
         }
     ) == signalling.TEACHER_TYPES  # fmt: skip
     assert signalling.TEACHER_TYPES < signalling.CLIENT_TYPES
@@ -121,6 +121,18 @@ def test_moderation_messages_are_for_teachers_only():
 
 VALID = [
     pytest.param(frame("end"), "end", {}, id="end"),
+    pytest.param(
+        frame("layout", layout="speaker"),
+        "layout",
+        {"layout": "speaker", "lastN": None},
+        id="layout",
+    ),
+    pytest.param(
+        frame("layout", layout="teacher", lastN=9),
+        "layout",
+        {"layout": "teacher", "lastN": 9},
+        id="layout with last-N",
+    ),
     pytest.param(
         frame("offer", sdp="v=0\r\n", sources={"0": "mic", "1": "camera", "2": "screen"}),
         "offer",
@@ -257,6 +269,14 @@ BAD = [
     pytest.param(frame("hand"), "up", id="hand without up"),
     pytest.param(frame("hand", up="yes"), "up", id="hand up a string"),
     pytest.param(frame("lock", on=[]), "on", id="lock on a list"),
+    # layout
+    pytest.param(frame("layout"), "layout", id="layout missing"),
+    pytest.param(frame("layout", layout="gallery"), "layout", id="layout unknown"),
+    pytest.param(frame("layout", layout="speaker", lastN=0), "lastN", id="lastN 0"),
+    pytest.param(frame("layout", layout="speaker", lastN=31), "lastN", id="lastN 31"),
+    pytest.param(frame("layout", layout="speaker", lastN=6.0), "lastN", id="lastN float"),
+    pytest.param(frame("layout", layout="speaker", lastN=True), "lastN", id="lastN true"),
+    pytest.param(frame("layout", layout="speaker", lastN="6"), "lastN", id="lastN string"),
     # chat
     pytest.param(frame("chat"), "body", id="chat without body"),
     pytest.param(frame("chat", body=1), "body", id="chat body int"),
@@ -353,7 +373,7 @@ def test_random_messages_of_every_type_only_ever_parse_or_raise_signalling_error
     rng = random.Random(5)  # noqa: S311 -- a repeatable fuzz, not a secret
     names = [
         "sdp", "sources", "candidate", "sdpMid", "mic", "camera", "on", "up", "body",
-        "participant", "all", "source", "id", "v", "type",
+        "participant", "all", "source", "id", "layout", "lastN", "v", "type",
     ]  # fmt: skip
     outcomes: Counter[str] = Counter()
     for _ in range(5000):

@@ -13,6 +13,8 @@ export class ClassroomView {
     this.teacher = root.dataset.role === "teacher";
     this.tiles = new Map();
     this.onFirstFrame = null;
+    // In speaker layout, who holds the large tile: kept while nobody else speaks.
+    this.stageSpeaker = null;
     const $ = (selector) => root.querySelector(selector);
     this.el = {
       status: $("[data-room-status]"),
@@ -34,6 +36,25 @@ export class ClassroomView {
       finalDetail: $("[data-final-detail]"),
       rejoin: $("[data-rejoin]"),
     };
+    this.el.layout = this.teacher ? this.layoutButton() : null;
+  }
+
+  // A string of the page, or `fallback` while the template does not carry it yet.
+  text(key, fallback) {
+    return this.t.has(key) ? this.t(key) : fallback;
+  }
+
+  // The teacher's switch between the teacher's and the current speaker's camera on the large tile.
+  layoutButton() {
+    const button = h("button", {
+      type: "button",
+      class: "btn btn--secondary btn--small",
+      "data-layout": true,
+      "aria-pressed": "false",
+      text: this.text("layout-speaker", "Follow the speaker"),
+    });
+    this.el.lock?.after(button);
+    return button;
   }
 
   say(text) {
@@ -80,7 +101,17 @@ export class ClassroomView {
     this.root.querySelector('[data-tool="hand"]').setAttribute("aria-pressed", String(handUp));
   }
 
-  // One tile per participant who is in; the stage holds the screen share, else the teacher.
+  // Who the large tile shows in speaker layout: the first speaker other than you, else whoever had
+  // it while they are still in, else the teacher.
+  stagePerson(room, inRoom, you, teacher) {
+    if (room.layout !== "speaker") return teacher;
+    const speaker = (room.speakers ?? []).find((id) => id !== you.id && inRoom.some((p) => p.id === id));
+    if (speaker) this.stageSpeaker = speaker;
+    return inRoom.find((p) => p.id === this.stageSpeaker) ?? teacher;
+  }
+
+  // One tile per participant who is in; the stage holds the screen share, else the teacher (or,
+  // in speaker layout, the current speaker).
   placeTiles({ room, you, slots, local }) {
     const bySource = new Map();
     for (const { participant, source, stream } of slots) bySource.set(`${participant}:${source}`, stream);
@@ -92,13 +123,14 @@ export class ClassroomView {
       return bySource.get(`${id}:${source}`) ?? null;
     };
     const inRoom = room.participants.filter((p) => p.state === "in");
-    const teacher = inRoom.find((p) => p.role === "teacher");
+    const onStage = this.stagePerson(room, inRoom, you, inRoom.find((p) => p.role === "teacher"));
     const sharer = room.screen ? inRoom.find((p) => p.id === room.screen) : null;
+    const speakers = new Set(room.speakers ?? []);
     const wanted = [];
     if (sharer) wanted.push({ key: `stage:${sharer.id}:screen`, p: sharer, source: "screen", stage: true });
-    else if (teacher) wanted.push({ key: `stage:${teacher.id}:camera`, p: teacher, source: "camera", stage: true });
+    else if (onStage) wanted.push({ key: `stage:${onStage.id}:camera`, p: onStage, source: "camera", stage: true });
     for (const p of inRoom) {
-      if (!sharer && p === teacher) continue;
+      if (!sharer && p === onStage) continue;
       wanted.push({ key: `thumb:${p.id}:camera`, p, source: "camera", stage: false });
     }
     const keep = new Set();
@@ -106,7 +138,7 @@ export class ClassroomView {
     for (const item of wanted) {
       keep.add(item.key);
       const tile = this.tiles.get(item.key) ?? this.makeTile(item);
-      this.fillTile(tile, item, streamOf(item.p.id, item.source), item.p.id === you.id);
+      this.fillTile(tile, item, streamOf(item.p.id, item.source), item.p.id === you.id, speakers.has(item.p.id));
       (item.stage ? this.el.stage : this.el.thumbs).append(tile.element);
     }
     for (const [key, tile] of this.tiles) {
@@ -127,7 +159,7 @@ export class ClassroomView {
     return tile;
   }
 
-  fillTile(tile, { p, source }, stream, self) {
+  fillTile(tile, { p, source, stage }, stream, self, speaker) {
     tile.element.dataset.participant = p.id;
     const trackId = stream?.getVideoTracks()[0]?.id ?? null;
     if (trackId !== tile.stream) {
@@ -144,18 +176,25 @@ export class ClassroomView {
     tile.name.replaceChildren(
       ...[
         h("span", { class: "tile__name", text: label }),
+        // Thumbnails keep the ring only: a label there would hide the name.
+        speaker && stage ? this.speakerBadge() : null,
         p.mic.on ? null : icon("mic-off", this.t("mic-off")),
         p.hand ? icon("hand", this.t("hand", { n: p.hand })) : null,
       ].filter(Boolean),
     );
     tile.element.setAttribute("aria-label", label);
     tile.element.dataset.self = String(self);
+    tile.element.classList.toggle("is-speaker", speaker);
     tile.element.dataset.role = p.role;
   }
 
   watchFirstFrame(video) {
     if (!this.onFirstFrame || !("requestVideoFrameCallback" in video)) return;
     video.requestVideoFrameCallback(() => this.onFirstFrame());
+  }
+
+  speakerBadge() {
+    return h("span", { class: "badge badge--speaker", text: this.text("speaking", "Speaking") });
   }
 
   speaking(participant, on) {
@@ -172,8 +211,12 @@ export class ClassroomView {
     this.el.paused.textContent = room.paused ? this.t("paused") : "";
     const inRoom = room.participants.filter((p) => p.state === "in");
     this.el.count.textContent = `(${inRoom.length})`;
-    keepFocus(this.el.people, () => this.el.people.replaceChildren(...inRoom.map((p) => this.person(p, you))));
+    const speakers = new Set(room.speakers ?? []);
+    keepFocus(this.el.people, () =>
+      this.el.people.replaceChildren(...inRoom.map((p) => this.person(p, you, speakers.has(p.id)))),
+    );
     if (!this.teacher) return;
+    this.el.layout?.setAttribute("aria-pressed", String(room.layout === "speaker"));
     const lobby = room.participants.filter((p) => p.state === "lobby");
     keepFocus(this.el.lobby, () =>
       this.el.lobby.replaceChildren(
@@ -207,11 +250,12 @@ export class ClassroomView {
     });
   }
 
-  person(p, you) {
+  person(p, you, speaker) {
     const self = p.id === you.id;
     const state = h(
       "span",
       { class: "person__state" },
+      speaker ? this.speakerBadge() : null,
       p.mic.on ? null : icon("mic-off", this.t("mic-off")),
       p.camera.on ? null : icon("camera-off", this.t("camera-off")),
       p.hand ? h("span", { class: "badge badge--hand", text: `✋ ${p.hand}`, title: this.t("hand", { n: p.hand }) }) : null,
@@ -235,7 +279,7 @@ export class ClassroomView {
     }
     return h(
       "li",
-      { class: "person", "data-participant": p.id, "data-connected": String(p.connected) },
+      { class: `person${speaker ? " is-speaker" : ""}`, "data-participant": p.id, "data-connected": String(p.connected) },
       h("span", { class: "avatar", "aria-hidden": "true", text: initials(p.name) }),
       h(
         "span",

@@ -1,0 +1,142 @@
+"""Last-N and active speakers in the forwarder, with synthetic aiortc participants.
+
+The microphone levels are real: aiortc's sender writes each packet's RFC 6464 level from the
+samples it encodes, and the relay reads it from the header extension, as it does a browser's.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import AsyncIterator, Sequence
+
+import av
+import pytest
+import pytest_asyncio
+from aiortc.mediastreams import AudioStreamTrack
+
+from media_relay.forwarding import SLOT_HEADROOM, LessonForwarder
+from tests.media_relay.peers import RecordedCallbacks, SyntheticParticipant, wait_for
+
+pytestmark = pytest.mark.asyncio
+
+
+class LoudTrack(AudioStreamTrack):
+    """A square wave at half of full scale: about -6 dBov, a raised voice."""
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await super().recv()
+        assert isinstance(frame, av.AudioFrame)
+        samples = frame.samples
+        frame.planes[0].update(struct.pack(f"<{samples}h", *([16000, -16000] * (samples // 2))))
+        return frame
+
+
+class Lesson:
+    def __init__(self) -> None:
+        self.callbacks = RecordedCallbacks()
+        self.speakers: list[tuple[str, ...]] = []
+        self.forwarder = LessonForwarder(
+            on_peer_state=self.callbacks.on_peer_state,
+            on_tracks=self.callbacks.on_tracks,
+            on_slots_wanted=self.callbacks.on_slots_wanted,
+            on_speakers=self._on_speakers,
+        )
+        self.participants: dict[str, SyntheticParticipant] = {}
+
+    def _on_speakers(self, speakers: Sequence[str]) -> None:
+        self.speakers.append(tuple(speakers))
+
+    async def publisher(self, name: str) -> SyntheticParticipant:
+        self.forwarder.set_forwarding(name, "mic", True)
+        self.forwarder.set_forwarding(name, "camera", True)
+        # Publishers receive nothing here, so that all the relay forwards is for the subscribers.
+        return await self._join(SyntheticParticipant(name, audio_slots=0, video_slots=0))
+
+    async def _join(self, participant: SyntheticParticipant) -> SyntheticParticipant:
+        self.participants[participant.name] = participant
+        await participant.join(self.forwarder)
+        return participant
+
+    async def subscriber(self, name: str) -> SyntheticParticipant:
+        audio, video = self.forwarder.slots_wanted(name)
+        participant = SyntheticParticipant(
+            name, send_audio=False, send_video=False, audio_slots=audio, video_slots=video
+        )
+        return await self._join(participant)
+
+    def carried(self, subscriber: str) -> set[tuple[str, str]]:
+        return {track for track in self.callbacks.tracks[subscriber].values() if track}
+
+    def decoded(self, subscriber: str, publisher: str, source: str) -> int:
+        mid = self.callbacks.mid_carrying(subscriber, publisher, source)
+        assert mid is not None
+        return self.participants[subscriber].reception(mid).decoded_frames
+
+    async def close(self) -> None:
+        for participant in self.participants.values():
+            await participant.close()
+        await self.forwarder.close()
+
+
+@pytest_asyncio.fixture
+async def lesson() -> AsyncIterator[Lesson]:
+    lesson = Lesson()
+    yield lesson
+    await lesson.close()
+
+
+async def test_a_subscriber_receives_only_the_selected_cameras_and_the_top_three_microphones(
+    lesson,
+):
+    lesson.forwarder.set_selection(last_n=2, pinned={"teacher"})
+    for name in ("teacher", "a", "b", "c", "d"):
+        await lesson.publisher(name)
+    # Slots for what it will receive, not for the whole class.
+    assert lesson.forwarder.slots_wanted("s") == (3 + SLOT_HEADROOM, 2 + SLOT_HEADROOM)
+    await lesson.subscriber("s")
+    # Nobody has spoken yet: the teacher (pinned), then the first to publish.
+    await wait_for(lambda: lesson.decoded("s", "a", "camera") >= 3, within=10)
+    await wait_for(lambda: lesson.decoded("s", "teacher", "camera") >= 3, within=10)
+    assert lesson.carried("s") == {
+        ("teacher", "camera"),
+        ("a", "camera"),
+        ("teacher", "mic"),
+        ("a", "mic"),
+        ("b", "mic"),
+    }
+    stats = lesson.forwarder.stats()
+    for name in ("b", "c", "d"):
+        assert stats.sources[(name, "camera")].frames_forwarded == 0
+    for name in ("c", "d"):
+        assert stats.sources[(name, "mic")].frames_forwarded == 0
+    free = [mid for mid, track in lesson.callbacks.tracks["s"].items() if track is None]
+    assert len(free) == 2 * SLOT_HEADROOM
+    assert all(stats.slots[("s", mid)].packets_sent == 0 for mid in free)
+
+
+async def test_a_pupil_who_speaks_up_takes_a_camera_slot_from_a_keyframe(lesson):
+    lesson.forwarder.set_selection(last_n=2, pinned={"teacher"})
+    for name in ("teacher", "a", "b", "c"):
+        await lesson.publisher(name)
+    await lesson.subscriber("s")
+    await wait_for(lambda: ("a", "camera") in lesson.carried("s"), within=10)
+    lesson.participants["c"].mic.sender.replaceTrack(LoudTrack())
+    await wait_for(lambda: ("c",) in lesson.speakers, within=10)
+    assert lesson.forwarder.speakers == ("c",)
+    assert ("c", "camera") in lesson.carried("s")
+    assert ("c", "mic") in lesson.carried("s")
+    assert ("a", "camera") not in lesson.carried("s")
+    assert ("teacher", "camera") in lesson.carried("s")
+    await wait_for(lambda: lesson.decoded("s", "c", "camera") >= 3, within=10)
+    mid = lesson.callbacks.mid_carrying("s", "c", "camera")
+    assert mid is not None
+    assert lesson.forwarder.stats().slots[("s", mid)].first_frame_keyframe[-1] is True
+
+
+async def test_a_speaker_who_leaves_is_no_longer_announced(lesson):
+    await lesson.publisher("a")
+    await lesson.subscriber("s")
+    lesson.participants["a"].mic.sender.replaceTrack(LoudTrack())
+    await wait_for(lambda: ("a",) in lesson.speakers, within=10)
+    await lesson.forwarder.remove("a")
+    assert lesson.speakers[-1] == ()
