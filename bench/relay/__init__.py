@@ -5,8 +5,9 @@
 bench/results/NAME.json. Each run starts two processes: the relay (`relay_server`, pinned to core
 1) and the load generator (`loadgen`, pinned to core 0), talking over a local pipe (`channel`).
 The relay's and the generator's CPU come from /proc/<pid>/stat over the measured window; a run
-whose generator core is more than 90 % busy is reported `valid: false`. Not here yet:
-`relay-gallery` (needs last-N in the forwarder) and `join-storm` (through the websocket stack).
+whose generator core is more than 90 % busy is reported `valid: false`. `join-storm` is the
+exception: 31 clients join one lesson of a real daphne through the websocket signalling
+(bench/relay/join_storm.py), and its window is the storm itself, whatever `--seconds` says.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ import multiprocessing
 import os
 from typing import Any
 
-from . import loadgen, relay_server
+from . import join_storm, loadgen, relay_server
 from .media import encoded_clip
 from .scenarios import GENERATOR_CORE, RELAY_CORE, SCENARIOS, TRANSCODE_BASELINE, Scenario
 
-NAMES = list(SCENARIOS)
+NAMES = [*SCENARIOS, "join-storm"]
 # Joining, connecting and first media take seconds on top of the window.
 OVERHEAD_SECONDS = 150
 
 
 def run(name: str, seconds: float) -> dict[str, Any]:
     """Run the benchmark `name` (one of NAMES) with a measured window of `seconds`."""
+    if name == "join-storm":
+        return join_storm.run(seconds)
     scenario = SCENARIOS[name]
     if scenario is TRANSCODE_BASELINE:
         return _transcode_baseline(seconds)

@@ -10,6 +10,11 @@ Latency needs no mark in the media: each publisher remembers when each clip fram
 sender, by the frame's last bytes; a slot's meter looks up the last bytes of each frame's final
 RTP packet (marker bit) in its publisher's ledger on arrival. Both ends share this process's
 monotonic clock. Frames a transcoding relay re-encodes match nothing: no latency for it.
+
+With last-N (`relay-gallery`), publishers put an RFC 6464 level on their audio packets, as a
+browser does: -20 dBov for the few who speak, -127 (silence) for the others; the speaking move on
+every few seconds, and the relay's selection (which slot carries whom) follows. Latency is not
+timed from each move until the slots are mapped to their new publishers again.
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpsender import RTCEncodedFrame, RTCRtpSender
 from aiortc.rtp import RtpPacket
 
 from media_relay.aiortc_internals import hook_keyframe_requests
+from media_relay.selection import TOP_AUDIO
 
 from .channel import Channel
 from .media import KEY_BYTES, ClipTrack, EncodedClip
@@ -53,6 +60,10 @@ SETTLE = 2.0
 SATURATED_PCT = 90
 # Frames sent within this long after a keyframe storm count as the storm's.
 STORM_SPAN = 1.0
+# Audio levels (dBov) of a speaking and a silent publisher; a move of the speaking is timed again
+# once the relay has followed it (it picks speakers every 0.25 s, smoothing over ~0.2 s).
+SPEAKING_DBOV, SILENT_DBOV = -20, -127
+REMAP_AFTER = 1.5
 
 Ledger = dict[bytes, deque[float]]
 """A publisher track's send times of each clip frame, by the frame's last bytes."""
@@ -128,6 +139,7 @@ class Participant:
         self.sources: dict[RTCRtpTransceiver, str] = {}
         self.camera: ClipTrack | None = None
         self.mic: ClipTrack | None = None
+        self.level = SILENT_DBOV
         self.decoded_frames = 0
         self._tasks: set[asyncio.Task[None]] = set()
         if self.publishes:
@@ -136,7 +148,9 @@ class Participant:
             self.camera = ClipTrack(
                 "video", self.clip.video, self._ledger_writer("camera"), start=start
             )
-            self.sources[self.pc.addTransceiver(mic, direction="sendonly")] = "mic"
+            microphone = self.pc.addTransceiver(mic, direction="sendonly")
+            self.sources[microphone] = "mic"
+            _send_levels(microphone.sender, self)
             camera = self.pc.addTransceiver(self.camera, direction="sendonly")
             self.sources[camera] = "camera"
             hook_keyframe_requests(camera.sender, self.camera.request_keyframe)
@@ -196,6 +210,24 @@ class Participant:
         await self.pc.close()
 
 
+def _send_levels(sender: RTCRtpSender, participant: Participant) -> None:
+    """Put the participant's current level on each audio packet, as a browser's sender does.
+
+    aiortc writes the RFC 6464 extension from `RTCEncodedFrame.audio_level`, which it computes only
+    when it encodes; the clip is pre-encoded, so the level is set on each frame here (aiortc 1.16.0
+    looks `_next_encoded_frame` up on the sender instance).
+    """
+    original = sender._next_encoded_frame
+
+    async def next_frame(codec: Any) -> RTCEncodedFrame | None:
+        frame = await original(codec)
+        if frame is not None:
+            frame.audio_level = participant.level
+        return frame
+
+    sender._next_encoded_frame = next_frame  # type: ignore[method-assign]
+
+
 def _recent() -> deque[float]:
     return deque(maxlen=8)
 
@@ -239,14 +271,18 @@ class Generator:
         self.measuring = False
         self.storms: list[float] = []
         self.participants: list[Participant] = []
-        subscriber_slots = scenario.publishers if scenario.publishers_subscribe else 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        others = scenario.publishers - 1 if scenario.publishers_subscribe else 0
+        audio_slots = video_slots = others
+        if scenario.last_n is not None:
+            audio_slots, video_slots = min(others, TOP_AUDIO), min(others, scenario.last_n)
         for index in range(scenario.publishers):
             self.participants.append(
                 Participant(
                     name=f"publisher-{index}",
                     publishes=True,
-                    audio_slots=max(subscriber_slots - 1, 0),
-                    video_slots=max(subscriber_slots - 1, 0),
+                    audio_slots=audio_slots,
+                    video_slots=video_slots,
                     real_receiver=scenario.publishers_subscribe and index < REAL_RECEIVERS,
                     measuring=self._is_measuring,
                     clip=clip,
@@ -275,6 +311,11 @@ class Generator:
     async def run(self, seconds: float, relay_pid: int) -> dict[str, Any]:
         call = self.channel.call
         publishers = [p for p in self.participants if p.publishes]
+        if self.scenario.last_n is not None:
+            await call("select", last_n=self.scenario.last_n)
+        if self.scenario.speakers:
+            rotation = asyncio.get_running_loop().create_task(self._rotate_speakers(publishers))
+            self._tasks.add(rotation)
         # Publishers first (the transcoding relay fills slots with tracks that exist), all at once.
         await asyncio.gather(*(p.join(call) for p in publishers))
         for publisher in publishers:
@@ -304,6 +345,9 @@ class Generator:
             await asyncio.sleep(seconds)
         self.measuring = False
         after = await self._mark(relay_pid)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         result = self._result(before, after)
         result["conditions"].update(
             {"join_seconds": round(join_seconds, 2), "all_slots_had_media": started}
@@ -328,6 +372,22 @@ class Generator:
                 meter = by_name[name].meter_for(mid) if name in by_name else None
                 if meter is not None and carried is not None and carried[0] in by_name:
                     meter.ledger = by_name[carried[0]].ledgers[carried[1]]
+
+    async def _rotate_speakers(self, publishers: list[Participant]) -> None:
+        """The next `speakers` publishers speak every `rotate_every` seconds; slots are remapped."""
+        count = self.scenario.speakers
+        interval = self.scenario.rotate_every or float("inf")
+        first = 0
+        while True:
+            speaking = {(first + i) % len(publishers) for i in range(count)}
+            for index, publisher in enumerate(publishers):
+                publisher.level = SPEAKING_DBOV if index in speaking else SILENT_DBOV
+            for meter in self.meters:
+                meter.ledger = None
+            await asyncio.sleep(REMAP_AFTER)
+            self._map_slots(await self.channel.call("tracks"))
+            await asyncio.sleep(max(interval - REMAP_AFTER, 0.0))
+            first = (first + count) % len(publishers)
 
     async def _storms(self, seconds: float) -> None:
         """Every publisher's keyframe at once and a PLI from every subscriber, every few seconds."""

@@ -1,7 +1,8 @@
 """The relay process of a relay benchmark: one lesson's relay, pinned to its own core.
 
 `main()` runs in a process of its own and answers the load generator over a `Channel`:
-`negotiate` (an offer, answered), `forward` (set_forwarding), `tracks` (which publisher each
+`negotiate` (an offer, answered), `forward` (set_forwarding), `select` (last-N on, forwarding
+relay only), `tracks` (which publisher each
 subscriber's receive slot carries, so the generator can time frames end to end), `counters`
 (RTP packets sent to subscribers so far, resident memory, the forwarder's counters) and `close`.
 Two relays speak that protocol: `ForwardingRelay` is Homeroom's `LessonForwarder`;
@@ -15,8 +16,11 @@ import asyncio
 import contextlib
 import cProfile
 import os
+import shutil
+import signal
+import subprocess
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Literal, Protocol
 
@@ -60,7 +64,14 @@ class ForwardingRelay:
             on_peer_state=self._on_peer_state,
             on_tracks=self._on_tracks,
             on_slots_wanted=self._on_slots_wanted,
+            on_speakers=self._on_speakers,
         )
+
+    def _on_speakers(self, _speakers: Sequence[str]) -> None:
+        self.events["speaker_changes"] += 1
+
+    def select(self, last_n: int) -> None:
+        self.forwarder.set_selection(last_n=last_n, pinned=())
 
     def _on_peer_state(self, _participant: str, state: PeerState) -> None:
         self.events[f"peer_{state}"] += 1
@@ -213,6 +224,11 @@ async def _serve(conn: Connection, mode: RelayMode) -> None:
         if op == "forward":
             relay.forward(args["participant"], args["source"], args["on"])
             return None
+        if op == "select":
+            if not isinstance(relay, ForwardingRelay):
+                raise ValueError("only the forwarding relay selects")
+            relay.select(args["last_n"])
+            return None
         if op == "tracks":
             return relay.tracks
         if op == "counters":
@@ -243,13 +259,38 @@ def main(conn: Connection, mode: RelayMode, core: int) -> None:
     """Entry point of the relay process: pin it to `core`, serve until told to close.
 
     With HOMEROOM_BENCH_RELAY_PROFILE=FILE the relay runs under cProfile and saves its profile
-    there (py-spy is not installed here; cProfile's overhead inflates the CPU figures of that run).
+    there (cProfile's overhead inflates the CPU figures of that run). With
+    HOMEROOM_BENCH_RELAY_PYSPY=FILE, py-spy (on PATH, or at HOMEROOM_BENCH_PYSPY_BIN) samples the
+    relay from another core without pausing it and writes raw stacks (flamegraph input) there.
     """
     os.sched_setaffinity(0, {core})
     profile_to = os.environ.get("HOMEROOM_BENCH_RELAY_PROFILE")
+    sample_to = os.environ.get("HOMEROOM_BENCH_RELAY_PYSPY")
+    if sample_to:
+        with _sampled_by_py_spy(sample_to, core):
+            asyncio.run(_serve(conn, mode))
+        return
     if not profile_to:
         asyncio.run(_serve(conn, mode))
         return
     profiler = cProfile.Profile()
     profiler.runcall(asyncio.run, _serve(conn, mode))
     profiler.dump_stats(profile_to)
+
+
+@contextlib.contextmanager
+def _sampled_by_py_spy(output: str, core: int) -> Iterator[None]:
+    binary = os.environ.get("HOMEROOM_BENCH_PYSPY_BIN") or shutil.which("py-spy")
+    if binary is None:
+        raise RuntimeError("HOMEROOM_BENCH_RELAY_PYSPY is set but py-spy is not installed")
+    command = [binary, "record", "--pid", str(os.getpid()), "--nonblocking", "--rate", "200"]
+    sampler = subprocess.Popen(
+        [*command, "--format", "raw", "--output", output], stdout=subprocess.DEVNULL
+    )
+    # Off the relay's core, so that sampling does not take the relay's CPU.
+    os.sched_setaffinity(sampler.pid, (os.sched_getaffinity(sampler.pid) - {core}) or {core})
+    try:
+        yield
+    finally:
+        sampler.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
+        sampler.wait(30)

@@ -24,6 +24,13 @@ class Scenario:
     publishers_subscribe: bool = False
     storm_every: float | None = None
     """Seconds between keyframe storms (every publisher's keyframe at once, PLIs from all)."""
+    last_n: int | None = None
+    """With last-N on, each subscriber receives this many videos and the top-3 audio, and offers
+    only that many receive slots."""
+    speakers: int = 0
+    """Publishers whose microphone level says they speak (the rest send silence), at a time."""
+    rotate_every: float | None = None
+    """Seconds between moving the speaking to the next `speakers` publishers."""
     note: str = ""
 
 
@@ -58,6 +65,24 @@ KEYFRAME_STORM = Scenario(
     "and all 30 subscribers send a PLI on every video slot (as 30 new joiners would)",
 )
 
+# 31 participants each receiving 6 videos and 3 audio streams is ~15,000 packets a second into
+# the generator: its process took 92 % of its core and the run was invalid. Scaled down until the
+# generator process stays near 60 %; GALLERY_PARTICIPANTS says how far.
+GALLERY_PARTICIPANTS = 16
+GALLERY = Scenario(
+    "relay-gallery",
+    "forward",
+    publishers=GALLERY_PARTICIPANTS,
+    subscribers=0,
+    publishers_subscribe=True,
+    last_n=6,
+    speakers=3,
+    rotate_every=5.0,
+    note=f"scaled down from 31 to {GALLERY_PARTICIPANTS} participants (one generator core cannot "
+    "receive 31 x 9 streams), each publishing audio+video and receiving last-N = 6 video and the "
+    "top-3 audio; 3 speak (RFC 6464 level -20 dBov, the rest -127), the next 3 every 5 s",
+)
+
 SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in (LECTURE, TRANSCODE_BASELINE, FULL, KEYFRAME_STORM)
+    s.name: s for s in (LECTURE, TRANSCODE_BASELINE, GALLERY, FULL, KEYFRAME_STORM)
 }
