@@ -523,7 +523,10 @@ class LessonForwarder:
     def _on_slot_started(self, slot: _Slot, parameters: RTCRtpSendParameters) -> None:
         """A subscriber's sender started: its slot can send, from a keyframe for video."""
         if slot.output.configure(parameters) and slot.carries is not None:
-            self._request_keyframe(slot.carries)
+            # Not rate-limited: the keyframe asked for when the slot was attached went by before
+            # it could send, and a joiner would otherwise wait out the interval for its first
+            # frame. It happens once per slot.
+            self._request_keyframe(slot.carries, at_once=True)
 
     def _hear(self, participant: str, packet: RtpPacket) -> None:
         """Note the microphone level (RFC 6464, negotiated for audio by aiortc) of one packet."""
@@ -554,15 +557,23 @@ class LessonForwarder:
         slot.carries.stats.subscriber_keyframe_requests += 1
         self._request_keyframe(slot.carries)
 
-    def _request_keyframe(self, publication: _Publication) -> None:
-        """Ask the publisher for a keyframe, at most once per interval (later ones coalesce)."""
-        if publication.kind != "video" or publication.keyframe_request_pending:
+    def _request_keyframe(self, publication: _Publication, *, at_once: bool = False) -> None:
+        """Ask the publisher for a keyframe, at most once per interval (later ones coalesce),
+        or `at_once` for a slot that has just started."""
+        if publication.kind != "video":
+            return
+        if at_once:
+            self._spawn(self._send_keyframe_request(publication, 0.0, pending=False))
+            return
+        if publication.keyframe_request_pending:
             return
         wait = publication.last_keyframe_request + KEYFRAME_REQUEST_INTERVAL - time.monotonic()
         publication.keyframe_request_pending = True
         self._spawn(self._send_keyframe_request(publication, max(wait, 0.0)))
 
-    async def _send_keyframe_request(self, publication: _Publication, delay: float) -> None:
+    async def _send_keyframe_request(
+        self, publication: _Publication, delay: float, *, pending: bool = True
+    ) -> None:
         try:
             if delay:
                 await asyncio.sleep(delay)
@@ -570,7 +581,8 @@ class LessonForwarder:
             if publication.tap is not None and await publication.tap.request_keyframe():
                 publication.stats.keyframe_requests_sent += 1
         finally:
-            publication.keyframe_request_pending = False
+            if pending:
+                publication.keyframe_request_pending = False
 
     # Ending
 

@@ -56,8 +56,9 @@ class SlotStats:
 
     frames_sent: int = 0
     frames_dropped: int = 0
-    first_frame_keyframe: list[bool] = field(default_factory=list)
-    """For each source the slot carried, in order: was its first frame sent a keyframe."""
+    first_frame_keyframe: list[bool | None] = field(default_factory=list)
+    """For each source the slot carried, in order: was its first frame sent a keyframe (None: no
+    frame was sent before the source changed, or none yet)."""
     packets_sent: int = 0
     retransmissions_sent: int = 0
     send_errors: int = 0
@@ -103,7 +104,7 @@ class SlotOutput:
         self._header_size = 0
         self._rtx_payload_type: int | None = None
         self._rtx_sequence = random.getrandbits(16)
-        self._first_frames: list[bool] = []
+        self._first_frames: list[bool | None] = []
         self._sources = 0
         self._retransmissions = 0
 
@@ -186,8 +187,9 @@ class SlotOutput:
             send_errors=errors,
         )
 
-    def _first_frame(self) -> bool:
-        return bool(self.slot.counters()[7] == 1)
+    def _first_frame(self) -> bool | None:
+        first = self.slot.counters()[7]
+        return None if first < 0 else first == 1
 
     def retransmit(self, sequence_number: int) -> bool:
         """Answer a subscriber's NACK from the history; False when that packet is gone."""

@@ -15,6 +15,7 @@ import pytest_asyncio
 from aiortc.mediastreams import AudioStreamTrack
 
 from media_relay.forwarding import SLOT_HEADROOM, LessonForwarder
+from media_relay.rtp_fanout import SlotStats
 from tests.media_relay.peers import RecordedCallbacks, SyntheticParticipant, wait_for
 
 pytestmark = pytest.mark.asyncio
@@ -130,7 +131,16 @@ async def test_a_pupil_who_speaks_up_takes_a_camera_slot_from_a_keyframe(lesson)
     await wait_for(lambda: lesson.decoded("s", "c", "camera") >= 3, within=10)
     mid = lesson.callbacks.mid_carrying("s", "c", "camera")
     assert mid is not None
-    assert lesson.forwarder.stats().slots[("s", mid)].first_frame_keyframe[-1] is True
+
+    def first_frames() -> list[bool | None]:
+        stats: SlotStats = lesson.forwarder.stats().slots[("s", mid)]
+        return stats.first_frame_keyframe
+
+    # The selection may have moved the camera in and out while levels settled: whenever the
+    # slot sent a source's first frame, it was a keyframe.
+    await wait_for(lambda: first_frames()[-1] is not None, within=10)
+    assert first_frames()[-1] is True
+    assert False not in first_frames()
 
 
 async def test_a_speaker_who_leaves_is_no_longer_announced(lesson):
