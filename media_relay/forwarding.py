@@ -484,7 +484,10 @@ class LessonForwarder:
         slot.output.start_source()
         publication.subscribers.add(slot)
         publication.fanout.append(slot.output.slot)
-        if publication.kind == "video":
+        # A slot whose sender has not started asks when it starts (`_on_slot_started`): a
+        # keyframe sent now would go by unsent, and browsers ignore a second request within
+        # ~300 ms of a keyframe, so the joiner would wait for its first frame.
+        if publication.kind == "video" and slot.output.ready:
             self._request_keyframe(publication)
 
     def _detach(self, slot: _Slot) -> None:
