@@ -46,7 +46,9 @@ def test_admin_uploads_a_bundle_reads_the_preview_and_applies_it(
     page.screenshot(path=screenshot_dir / "roster-import-preview.png", full_page=True)
 
     page.get_by_role("button", name="Apply these changes").click()
-    expect(page.get_by_role("status")).to_contain_text("The roster import was applied.")
+    expect(page.locator("ul.messages[role=status]")).to_contain_text(
+        "The roster import was applied."
+    )
     expect(page.locator(".state")).to_have_text("Applied")
     page.screenshot(path=screenshot_dir / "roster-import-applied.png", full_page=True)
 

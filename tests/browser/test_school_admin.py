@@ -42,7 +42,9 @@ def test_admin_finds_a_pupil_creates_a_class_and_enrols_three_pupils_at_once(
     page.get_by_label("Course").select_option(label="Science")
     page.get_by_role("button", name="Create the class").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("6C Histoire")
-    expect(page.get_by_role("status")).to_contain_text("The class 6C Histoire was created.")
+    expect(page.locator("ul.messages[role=status]")).to_contain_text(
+        "The class 6C Histoire was created."
+    )
 
     page.get_by_label("Search by name or email").fill("Martin")
     page.get_by_role("button", name="Search").click()
@@ -51,7 +53,7 @@ def test_admin_finds_a_pupil_creates_a_class_and_enrols_three_pupils_at_once(
     for name in chosen:
         candidates.get_by_label(name).check()
     page.get_by_role("button", name="Enrol selected").click()
-    expect(page.get_by_role("status")).to_contain_text("3 pupils were enrolled.")
+    expect(page.locator("ul.messages[role=status]")).to_contain_text("3 pupils were enrolled.")
     roster = page.get_by_test_id("roster")
     expect(roster.locator("label")).to_have_count(3)
     for name in chosen:
