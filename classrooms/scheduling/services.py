@@ -415,18 +415,7 @@ def series_create(
         school=school_class.school, school_class=school_class, created_by=actor, **rule.fields()
     )
     Lesson.objects.bulk_create(
-        [
-            Lesson(
-                school=school_class.school,
-                school_class=school_class,
-                title=rule.title,
-                starts_at=slot.starts_at,
-                ends_at=slot.ends_at,
-                series=series,
-                series_start=slot.starts_at,
-            )
-            for slot in slots
-        ]
+        [_series_lesson(school_class, series, rule.title, slot) for slot in slots]
     )
     _audit(
         actor=actor,
@@ -556,17 +545,7 @@ def _fit_lessons(
     for slot in slots:
         lesson = by_day.pop(local_day(tz, slot.starts_at), None)
         if lesson is None:
-            new.append(
-                Lesson(
-                    school=school_class.school,
-                    school_class=school_class,
-                    title=rule.title,
-                    starts_at=slot.starts_at,
-                    ends_at=slot.ends_at,
-                    series=series,
-                    series_start=slot.starts_at,
-                )
-            )
+            new.append(_series_lesson(school_class, series, rule.title, slot))
             continue
         moved = (lesson.starts_at, lesson.ends_at) != (slot.starts_at, slot.ends_at)
         changed = moved or lesson.title != rule.title or lesson.state != LessonState.SCHEDULED
@@ -583,6 +562,21 @@ def _fit_lessons(
     for lesson in by_day.values():
         if lesson.state == LessonState.SCHEDULED:
             _cancel_quietly(lesson)
+
+
+def _series_lesson(
+    school_class: SchoolClass, series: LessonSeries, title: str, slot: Slot
+) -> Lesson:
+    """An occurrence of a series, unsaved: it remembers its planned start as `series_start`."""
+    return Lesson(
+        school=school_class.school,
+        school_class=school_class,
+        title=title,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        series=series,
+        series_start=slot.starts_at,
+    )
 
 
 def _cancel_quietly(lesson: Lesson) -> None:
