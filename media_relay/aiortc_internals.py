@@ -60,7 +60,15 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+    unwrap_rtx,
+)
 from pylibsrtp import _binding as srtp_binding
 
 PINNED_AIORTC = "1.16.0"
@@ -179,6 +187,23 @@ class ReceiverTap:
         if ssrc is None:
             return False
         await self._receiver._send_rtcp_pli(ssrc)
+        return True
+
+    async def send_bandwidth_estimate(self, bitrate: int) -> bool:
+        """Send the publisher a REMB of `bitrate` bits per second naming its stream, as a
+        browser's receiver does; False when no media has arrived yet."""
+        ssrc = self.media_ssrc
+        rtcp_ssrc = _require_instance_attribute(self._receiver, _RTCP_SSRC)
+        if ssrc is None or rtcp_ssrc is None:
+            return False
+        await self._receiver._send_rtcp(
+            RtcpPsfbPacket(
+                fmt=RTCP_PSFB_APP,
+                ssrc=rtcp_ssrc,
+                media_ssrc=0,
+                fci=pack_remb_fci(bitrate, [ssrc]),
+            )
+        )
         return True
 
 
@@ -517,3 +542,27 @@ def hook_retransmissions(sender: RTCRtpSender, on_nack: Callable[[int], object])
         on_nack(sequence_number)
 
     sender._retransmit = retransmit  # type: ignore[method-assign]
+
+
+def hook_bandwidth_estimates(sender: RTCRtpSender, on_estimate: Callable[[int], None]) -> None:
+    """Call `on_estimate(bits_per_second)` for each REMB the remote peer sends naming the sender.
+
+    A browser's REMB is its estimate of what its whole downlink from the relay can carry (it names
+    every SSRC it receives), which the relay uses to choose simulcast layers. aiortc itself only
+    passes it to an encoder, which a forwarding sender does not have.
+    """
+    original = sender._handle_rtcp_packet
+    ssrc = _require_instance_attribute(sender, "_ssrc")
+
+    async def handle(packet: AnyRtcpPacket) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if ssrc in ssrcs:
+                on_estimate(bitrate)
+            return
+        await original(packet)
+
+    sender._handle_rtcp_packet = handle  # type: ignore[method-assign]

@@ -1,14 +1,23 @@
 """A lesson's media: one peer connection per participant, RTP packets forwarded between them.
 
 Each participant has one `RTCPeerConnection` with the relay, and the browser is always the
-offerer. Its offer carries up to three sending transceivers (`mic`, `camera`, `screen`, named by
-the `sources` map) and any number of `recvonly` transceivers: its receive slots. A source that is
+offerer. Its offer carries up to four sending transceivers (`mic`, `camera`, `screen`, and
+`camera-low`, named by the `sources` map) and any number of `recvonly` transceivers: its receive
+slots. A source that is
 forwarding is attached to one free slot of its kind on every other participant whose selection
 holds it (`media_relay.selection`: the top three speakers' microphones, last-N video). Each RTP
 packet the publisher's receiver gets (after SRTP and RTX) is sent on to those slots at once, its
 header rewritten for each (`media_relay.rtp_fanout`), without reassembling, decoding or a
 coroutine per subscriber; aiortc keeps doing ICE, DTLS, RTCP and NACKs for the publisher's leg
 (`media_relay.aiortc_internals` holds every reach into its internals).
+
+Simulcast: aiortc's SDP knows no rid or simulcast, so a browser sends its camera twice, on the
+`camera` transceiver (full size) and on `camera-low` (a quarter of the pixels, ~150 kbit/s): two
+layers of one source, forwarded and moderated as one. Each subscriber gets the high layer of the
+cameras on its large tile (its `stage`, the teachers' until it says) and the low layer of the
+others; the large tile falls back to the low layer when the subscriber's bandwidth estimate (its
+REMB) cannot carry it. A slot that changes layer keeps the old one until the new one's next
+keyframe, which is asked for, then carries on with a continuous sequence and timeline.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from aiortc import (
     RTCBundlePolicy,
@@ -40,21 +49,33 @@ from media_relay._fanout import Slot as FanoutSlot
 from media_relay.aiortc_internals import (
     ReceiverTap,
     SenderLeg,
+    hook_bandwidth_estimates,
     hook_keyframe_requests,
     hook_retransmissions,
     hook_sender_start,
     tap_receiver_packets,
 )
-from media_relay.rtp_fanout import SlotOutput, SlotStats, fan_out
+from media_relay.rtp_fanout import SlotOutput, SlotStats, fan_out, vp8_keyframe_start
 from media_relay.selection import DEFAULT_LAST_N, Selection, SpeakerTracker, select
 
 logger = logging.getLogger(__name__)
 
 Source = Literal["mic", "camera", "screen"]
+OfferSource = Literal["mic", "camera", "screen", "camera-low"]
+"""What an offer's sending transceiver carries: a source, or the low simulcast layer of one."""
 PeerState = Literal["connected", "failed", "closed"]
 Kind = Literal["audio", "video"]
 
-SOURCE_KINDS: Mapping[Source, Kind] = {"mic": "audio", "camera": "video", "screen": "video"}
+SOURCE_KINDS: Mapping[OfferSource, Kind] = {
+    "mic": "audio",
+    "camera": "video",
+    "screen": "video",
+    "camera-low": "video",
+}
+SOURCES: tuple[Source, ...] = ("mic", "camera", "screen")
+# The low layer of a source, and the source of a low layer.
+LOW_LAYERS: Mapping[Source, OfferSource] = {"camera": "camera-low"}
+LAYER_OF: Mapping[OfferSource, Source] = {"camera-low": "camera"}
 # Spare receive slots per kind, so that a join rarely makes everyone renegotiate.
 SLOT_HEADROOM = 2
 # At most one keyframe request per publisher source in this window: every subscriber's PLI would
@@ -68,6 +89,18 @@ CONNECT_TIMEOUT = 20.0
 REPORT_INTERVAL = 0.2
 # How often the speakers are picked again from the levels heard (selection waits on this).
 SPEAKER_INTERVAL = 0.25
+# How often the layers' bitrates are measured and every slot's layer chosen again.
+LAYER_INTERVAL = 0.5
+# A subscriber's REMB older than this says nothing about its bandwidth now.
+ESTIMATE_STALE = 5.0
+# A browser's estimate follows what it receives (at most 1.5 times that while the path is clear)
+# and drops to 0.85 times it when the path is congested: below this share of what the subscriber
+# needs, its path is congested.
+CONGESTED_BELOW = 0.9
+# After falling back to the low layer for want of bandwidth, the high layer is tried again after
+# this long, then twice as long after each fall within a minute of a try, up to the maximum: the
+# estimate cannot rise much above what the subscriber receives, so trying is the only probe.
+RETRY_AFTER, RETRY_AFTER_MAX = 8.0, 64.0
 
 
 @dataclass(frozen=True)
@@ -91,14 +124,21 @@ class SourceStats:
     keyframes_received: int = 0
     keyframe_requests_sent: int = 0
     subscriber_keyframe_requests: int = 0
+    bitrate: float = 0.0
+    """Bits per second of payload, smoothed over ~2 s (measured twice a second)."""
 
 
 @dataclass(frozen=True)
 class ForwardingStats:
-    """A snapshot of the counters, keyed by (participant, source) and (participant, mid)."""
+    """A snapshot of the counters, keyed by (participant, source or layer), (participant, mid).
 
-    sources: Mapping[tuple[str, Source], SourceStats]
+    `layers` says which layer each video slot carries now: (participant, mid) -> the
+    `OfferSource` of the stream in it (`camera` or `camera-low` for a camera).
+    """
+
+    sources: Mapping[tuple[str, OfferSource], SourceStats]
     slots: Mapping[tuple[str, str], SlotStats]
+    layers: Mapping[tuple[str, str], OfferSource] = field(default_factory=dict)
 
 
 def is_vp8_keyframe(data: bytes) -> bool:
@@ -129,17 +169,20 @@ class ForwardedTrack(MediaStreamTrack):
 
 @dataclass(eq=False)
 class _Publication:
-    """One source a participant sends to the relay."""
+    """One stream a participant sends to the relay: a source, or a source's low layer."""
 
     participant: str
-    source: Source
+    source: OfferSource
     tap: ReceiverTap | None = None
-    subscribers: set[_Slot] = field(default_factory=set)
     fanout: list[FanoutSlot] = field(default_factory=list)
-    """The subscribers' compiled slots, which the fan-out loop walks."""
+    """The compiled slots of the subscribers this stream goes to, which the fan-out loop walks."""
+    switching: list[_Slot] = field(default_factory=list)
+    """Slots that move to this stream (a layer change) at its next keyframe."""
     stats: SourceStats = field(default_factory=SourceStats)
     last_keyframe_request: float = float("-inf")
     keyframe_request_pending: bool = False
+    octets: int = 0
+    """Payload bytes received since the bitrate was last measured."""
 
     @property
     def kind(self) -> Kind:
@@ -155,6 +198,10 @@ class _Slot:
     track: ForwardedTrack
     output: SlotOutput
     carries: _Publication | None = None
+    """The source the slot carries (for a camera, its high layer's publication)."""
+    layer: _Publication | None = None
+    """The stream whose packets the slot gets now: `carries`, or its low layer."""
+    switching_to: _Publication | None = None
 
 
 @dataclass(eq=False)
@@ -163,10 +210,19 @@ class _Peer:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pc: RTCPeerConnection | None = None
     # Mid -> role of each transceiver already created, in offer order.
-    roles: dict[str, Source | Kind | None] = field(default_factory=dict)
+    roles: dict[str, OfferSource | Kind | None] = field(default_factory=dict)
     slots: dict[str, _Slot] = field(default_factory=dict)
     connected_reported: bool = False
     ended: bool = False
+    stage: frozenset[str] | None = None
+    """Whose cameras the participant's page shows large (None: not said, the teachers')."""
+    estimate: int | None = None
+    """The latest REMB from the participant's browser (bits per second) and when it came."""
+    estimate_at: float = float("-inf")
+    constrained_until: float = float("-inf")
+    """Until then the participant's large tile stays on the low layer (its path was congested)."""
+    retry_after: float = RETRY_AFTER
+    last_try: float = float("-inf")
 
 
 class LessonForwarder:
@@ -208,7 +264,7 @@ class LessonForwarder:
         self._on_speakers = on_speakers
         self._connect_timeout = connect_timeout
         self._peers: dict[str, _Peer] = {}
-        self._publications: dict[tuple[str, Source], _Publication] = {}
+        self._publications: dict[tuple[str, OfferSource], _Publication] = {}
         self._forwarding: set[tuple[str, Source]] = set()
         self._slots_wanted_sent: dict[str, tuple[int, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -221,7 +277,7 @@ class LessonForwarder:
     # Negotiation
 
     async def negotiate(
-        self, participant: str, offer_sdp: str, sources: Mapping[str, Source]
+        self, participant: str, offer_sdp: str, sources: Mapping[str, OfferSource]
     ) -> str:
         """Answer a participant's offer (first or later); return the answer SDP.
 
@@ -261,6 +317,7 @@ class LessonForwarder:
             self._reporting = True
             self._spawn(self._report_to_senders())
             self._spawn(self._follow_speakers())
+            self._spawn(self._measure_layers())
         pc = RTCPeerConnection(self._configuration)
         peer.pc = pc
         peer.roles = {}
@@ -283,7 +340,7 @@ class LessonForwarder:
         return pc
 
     async def _answer(
-        self, peer: _Peer, pc: RTCPeerConnection, offer_sdp: str, sources: Mapping[str, Source]
+        self, peer: _Peer, pc: RTCPeerConnection, offer_sdp: str, sources: Mapping[str, OfferSource]
     ) -> str:
         offer = SessionDescription.parse(offer_sdp)
         expected: dict[RTCRtpTransceiver, str] = {}
@@ -316,7 +373,7 @@ class LessonForwarder:
         mid: str,
         kind: Kind,
         direction: str | None,
-        sources: Mapping[str, Source],
+        sources: Mapping[str, OfferSource],
     ) -> RTCRtpTransceiver:
         source = sources.get(mid)
         if source is not None and SOURCE_KINDS[source] != kind:
@@ -339,6 +396,9 @@ class LessonForwarder:
             hook_retransmissions(transceiver.sender, output.retransmit)
             hook_keyframe_requests(
                 transceiver.sender, lambda: self._on_subscriber_keyframe_request(peer, mid)
+            )
+            hook_bandwidth_estimates(
+                transceiver.sender, lambda bitrate: self._on_estimate(peer, bitrate)
             )
             peer.roles[mid] = kind
         else:
@@ -413,16 +473,27 @@ class LessonForwarder:
             self._forwarding.discard(key)
         self._rebalance()
 
-    def _publication(self, participant: str, source: Source) -> _Publication:
+    def set_stage(self, participant: str, staged: Collection[str] | None) -> None:
+        """Whose cameras the participant shows on its large tile (None: the teachers', as before
+        the participant said): those get the high layer, bandwidth permitting; others the low."""
+        peer = self._peers.get(participant)
+        if peer is None:
+            return
+        peer.stage = None if staged is None else frozenset(staged)
+        self._choose_layers()
+
+    def _publication(self, participant: str, source: OfferSource) -> _Publication:
         key = (participant, source)
         if key not in self._publications:
             self._publications[key] = _Publication(participant, source)
         return self._publications[key]
 
     def _is_live(self, publication: _Publication) -> bool:
+        """Forwarded now: a low layer is when its source is."""
         peer = self._peers.get(publication.participant)
+        source = LAYER_OF.get(publication.source, publication.source)
         return (
-            (publication.participant, publication.source) in self._forwarding
+            (publication.participant, source) in self._forwarding
             and publication.tap is not None
             and peer is not None
             and not peer.ended
@@ -434,11 +505,11 @@ class LessonForwarder:
         A slot whose source is no longer selected for its subscriber is detached first, so that a
         newly selected source can take it over at once (from a keyframe, for video).
         """
-        live = {
-            (publication.participant, publication.source): publication
-            for publication in self._publications.values()
-            if self._is_live(publication)
-        }
+        live: dict[tuple[str, Source], _Publication] = {}
+        for publication in self._publications.values():
+            source = _main_source(publication.source)
+            if source is not None and self._is_live(publication):
+                live[(publication.participant, source)] = publication
         ranking = self._speakers.ranking(dict.fromkeys(key[0] for key in live))
         changed: set[str] = set()
         wanted: set[str] = set()
@@ -448,7 +519,7 @@ class LessonForwarder:
                 carries = slot.carries
                 if carries is None:
                     continue
-                key = (carries.participant, carries.source)
+                key = (carries.participant, cast(Source, carries.source))
                 if key not in selection or live.get(key) is not carries:
                     self._detach(slot)
                     changed.add(peer.participant)
@@ -469,8 +540,9 @@ class LessonForwarder:
                 if free is None:
                     wanted.add(peer.participant)
                     continue
-                self._attach(free, publication)
+                self._attach(peer, free, publication)
                 changed.add(peer.participant)
+        self._choose_layers()
         for participant in changed:
             self._on_tracks(participant, self._track_map(self._peers[participant]))
         for participant in wanted:
@@ -479,21 +551,32 @@ class LessonForwarder:
                 self._slots_wanted_sent[participant] = want
                 self._on_slots_wanted(participant, *want)
 
-    def _attach(self, slot: _Slot, publication: _Publication) -> None:
+    def _attach(self, peer: _Peer, slot: _Slot, publication: _Publication) -> None:
         slot.carries = publication
+        self._enter_layer(slot, self._wanted_layer(peer, publication))
+
+    def _enter_layer(self, slot: _Slot, layer: _Publication) -> None:
+        """Carry `layer` from its next keyframe (video), leaving any other stream at once."""
+        self._leave_layer(slot)
+        slot.layer = layer
         slot.output.start_source()
-        publication.subscribers.add(slot)
-        publication.fanout.append(slot.output.slot)
+        layer.fanout.append(slot.output.slot)
         # A slot whose sender has not started asks when it starts (`_on_slot_started`): a
         # keyframe sent now would go by unsent, and browsers ignore a second request within
         # ~300 ms of a keyframe, so the joiner would wait for its first frame.
-        if publication.kind == "video" and slot.output.ready:
-            self._request_keyframe(publication)
+        if layer.kind == "video" and slot.output.ready:
+            self._request_keyframe(layer)
+
+    def _leave_layer(self, slot: _Slot) -> None:
+        if slot.switching_to is not None:
+            slot.switching_to.switching.remove(slot)
+            slot.switching_to = None
+        if slot.layer is not None:
+            slot.layer.fanout.remove(slot.output.slot)
+            slot.layer = None
 
     def _detach(self, slot: _Slot) -> None:
-        if slot.carries is not None:
-            slot.carries.subscribers.discard(slot)
-            slot.carries.fanout.remove(slot.output.slot)
+        self._leave_layer(slot)
         slot.carries = None
         slot.output.stop_source()
 
@@ -502,9 +585,108 @@ class LessonForwarder:
         return {
             mid: None
             if slot.carries is None
-            else SlotTrack(slot.carries.participant, slot.carries.source)
+            else SlotTrack(slot.carries.participant, cast(Source, slot.carries.source))
             for mid, slot in peer.slots.items()
         }
+
+    # Simulcast layers
+
+    def _low_layer(self, publication: _Publication) -> _Publication | None:
+        """The source's low layer, when its publisher sends one."""
+        low_source = LOW_LAYERS.get(cast(Source, publication.source))
+        if low_source is None:
+            return None
+        low = self._publications.get((publication.participant, low_source))
+        return low if low is not None and low.tap is not None else None
+
+    def _staged(self, peer: _Peer) -> frozenset[str]:
+        return self._pinned if peer.stage is None else peer.stage
+
+    def _wanted_layer(self, peer: _Peer, publication: _Publication) -> _Publication:
+        """The high layer for a camera on the subscriber's large tile, unless its path is
+        congested; the low layer for the others."""
+        low = self._low_layer(publication)
+        if low is None:
+            return publication
+        if publication.participant not in self._staged(peer):
+            return low
+        return low if time.monotonic() < peer.constrained_until else publication
+
+    def _follow_bandwidth(self, peer: _Peer, now: float) -> None:
+        """Fall back to the low layer on the large tile while the subscriber's path is congested.
+
+        Congested: its browser's recent estimate is below what its slots carry now (their layers'
+        measured bitrates). No estimate (none yet, or an old one) says nothing.
+        """
+        if peer.estimate is None or now - peer.estimate_at > ESTIMATE_STALE:
+            return
+        needed = sum(
+            slot.layer.stats.bitrate for slot in peer.slots.values() if slot.layer is not None
+        )
+        if now < peer.constrained_until or peer.estimate >= needed * CONGESTED_BELOW:
+            return
+        # A fall soon after a try means the path still cannot carry the high layer.
+        if now - peer.last_try < 60.0:
+            peer.retry_after = min(peer.retry_after * 2, RETRY_AFTER_MAX)
+        else:
+            peer.retry_after = RETRY_AFTER
+        peer.constrained_until = now + peer.retry_after
+        peer.last_try = peer.constrained_until
+
+    def _choose_layers(self) -> None:
+        """Move every camera slot to the layer it should carry (at the new layer's keyframe)."""
+        now = time.monotonic()
+        for peer in self._peers.values():
+            if peer.ended:
+                continue
+            self._follow_bandwidth(peer, now)
+            for slot in peer.slots.values():
+                if slot.carries is None or slot.kind != "video":
+                    continue
+                wanted = self._wanted_layer(peer, slot.carries)
+                if wanted is (slot.switching_to or slot.layer):
+                    continue
+                if slot.switching_to is not None:
+                    slot.switching_to.switching.remove(slot)
+                    slot.switching_to = None
+                if wanted is slot.layer:
+                    continue
+                if slot.layer is None or slot.layer.tap is None or not slot.output.ready:
+                    # Nothing to keep showing meanwhile: take the new layer from its keyframe.
+                    self._enter_layer(slot, wanted)
+                    continue
+                slot.switching_to = wanted
+                wanted.switching.append(slot)
+                self._request_keyframe(wanted)
+
+    def _switch_at_keyframe(self, layer: _Publication) -> None:
+        """`layer`'s keyframe begins: the slots waiting for it leave their old layer now."""
+        for slot in layer.switching:
+            if slot.layer is not None:
+                slot.layer.fanout.remove(slot.output.slot)
+            slot.switching_to = None
+            slot.layer = layer
+            slot.output.start_source()
+            layer.fanout.append(slot.output.slot)
+        layer.switching.clear()
+
+    def _on_estimate(self, peer: _Peer, bitrate: int) -> None:
+        peer.estimate = bitrate
+        peer.estimate_at = time.monotonic()
+
+    async def _measure_layers(self) -> None:
+        """Measure every stream's bitrate, and choose layers again with what was learnt."""
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(LAYER_INTERVAL)
+            now = time.monotonic()
+            elapsed, last = now - last, now
+            for publication in self._publications.values():
+                rate = publication.octets * 8 / elapsed
+                publication.octets = 0
+                # Smoothed over ~2 s: a keyframe is a burst, not the stream's rate.
+                publication.stats.bitrate += (rate - publication.stats.bitrate) * 0.25
+            self._choose_layers()
 
     # Media
 
@@ -513,6 +695,9 @@ class LessonForwarder:
         live = self._is_live(publication)
         if live and publication.kind == "audio":
             self._hear(publication.participant, packet)
+        publication.octets += len(packet.payload)
+        if publication.switching and vp8_keyframe_start(packet.payload):
+            self._switch_at_keyframe(publication)
         fanned = fan_out(publication.kind, packet, publication.fanout if live else [])
         stats = publication.stats
         if fanned.keyframe_start:
@@ -525,11 +710,11 @@ class LessonForwarder:
 
     def _on_slot_started(self, slot: _Slot, parameters: RTCRtpSendParameters) -> None:
         """A subscriber's sender started: its slot can send, from a keyframe for video."""
-        if slot.output.configure(parameters) and slot.carries is not None:
+        if slot.output.configure(parameters) and slot.layer is not None:
             # Not rate-limited: the keyframe asked for when the slot was attached went by before
             # it could send, and a joiner would otherwise wait out the interval for its first
             # frame. It happens once per slot.
-            self._request_keyframe(slot.carries, at_once=True)
+            self._request_keyframe(slot.layer, at_once=True)
 
     def _hear(self, participant: str, packet: RtpPacket) -> None:
         """Note the microphone level (RFC 6464, negotiated for audio by aiortc) of one packet."""
@@ -555,10 +740,10 @@ class LessonForwarder:
 
     def _on_subscriber_keyframe_request(self, peer: _Peer, mid: str) -> None:
         slot = peer.slots.get(mid)
-        if slot is None or slot.carries is None:
+        if slot is None or slot.layer is None:
             return
-        slot.carries.stats.subscriber_keyframe_requests += 1
-        self._request_keyframe(slot.carries)
+        slot.layer.stats.subscriber_keyframe_requests += 1
+        self._request_keyframe(slot.layer)
 
     def _request_keyframe(self, publication: _Publication, *, at_once: bool = False) -> None:
         """Ask the publisher for a keyframe, at most once per interval (later ones coalesce),
@@ -647,12 +832,23 @@ class LessonForwarder:
                 for peer in self._peers.values()
                 for mid, slot in peer.slots.items()
             },
+            layers={
+                (peer.participant, mid): slot.layer.source
+                for peer in self._peers.values()
+                for mid, slot in peer.slots.items()
+                if slot.layer is not None
+            },
         )
 
     def _spawn(self, coroutine: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _main_source(source: OfferSource) -> Source | None:
+    """The source an offer names, or None for a low layer."""
+    return None if source in LAYER_OF else cast(Source, source)
 
 
 def _pinned_codecs(kind: Kind) -> list[RTCRtpCodecCapability]:

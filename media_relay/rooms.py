@@ -26,7 +26,7 @@ from aiortc import RTCIceServer
 from media_relay import chat, moderation, sdp_gate, signalling
 from media_relay.attendance import Attendance, Offload
 from media_relay.chat import ChatAllowance
-from media_relay.forwarding import NegotiationError, PeerState, SlotTrack, Source
+from media_relay.forwarding import NegotiationError, OfferSource, PeerState, SlotTrack, Source
 from media_relay.participants import (
     CloseCode,
     Connection,
@@ -46,7 +46,7 @@ SOURCES: tuple[Source, ...] = ("mic", "camera", "screen")
 HEARTBEAT_SECONDS = 10.0
 # The least time between two rounds of `room` snapshots of one room.
 SNAPSHOT_SECONDS = 0.1
-# Media sections an offer may need beyond three to send and two to receive per participant: a
+# Media sections an offer may need beyond four to send and two to receive per participant: a
 # screen share, the forwarder's spare receive slots of each kind, and a few more a client keeps
 # while people come and go.
 SECTION_HEADROOM = 8
@@ -56,7 +56,7 @@ class Forwarder(Protocol):
     """What the room uses of `LessonForwarder` (see media_relay.forwarding for the contract)."""
 
     async def negotiate(
-        self, participant: str, offer_sdp: str, sources: Mapping[str, Source]
+        self, participant: str, offer_sdp: str, sources: Mapping[str, OfferSource]
     ) -> str: ...
 
     async def add_candidate(self, participant: str, candidate: str, sdp_mid: str) -> None: ...
@@ -66,6 +66,8 @@ class Forwarder(Protocol):
     def set_forwarding(self, participant: str, source: Source, on: bool) -> None: ...
 
     def set_selection(self, *, last_n: int, pinned: Collection[str]) -> None: ...
+
+    def set_stage(self, participant: str, staged: Collection[str] | None) -> None: ...
 
     async def remove(self, participant: str) -> None: ...
 
@@ -97,7 +99,7 @@ class RoomSettings:
 Layout = Literal["teacher", "speaker"]
 
 # What a participant waiting in the lobby may do; anything else answers `not-in-lesson`.
-LOBBY_ALLOWED = frozenset({"ping", "media"})
+LOBBY_ALLOWED = frozenset({"ping", "media", "stage"})
 
 
 @dataclass
@@ -326,6 +328,12 @@ class Room:
     async def on_chat(self, participant: Participant, body: dict[str, Any]) -> None:
         await chat.post(self, participant, body)
 
+    async def on_stage(self, participant: Participant, body: dict[str, Any]) -> None:
+        # Kept by the forwarder with the participant's peer connection; a page says it again
+        # after every join.
+        staged = body["participant"]
+        self.forwarder.set_stage(participant.id, () if staged is None else (staged,))
+
     async def on_offer(self, participant: Participant, body: dict[str, Any]) -> None:
         if participant.negotiating:
             raise MessageRefusedError("busy", "An offer is being answered.")
@@ -406,12 +414,12 @@ class Room:
 
     @property
     def max_media_sections(self) -> int:
-        """Three to send, two to receive per rostered participant, and headroom.
+        """Four to send, two to receive per rostered participant, and headroom.
 
         The roster bounds who can ever be in the room, so a client never needs more; the most
         participants the room has held only matters when an admission does not know its roster.
         """
-        return 3 + 2 * max(self._roster_size, self._peak) + SECTION_HEADROOM
+        return 4 + 2 * max(self._roster_size, self._peak) + SECTION_HEADROOM
 
     def _should_forward(self, participant: Participant, source: Source) -> bool:
         switched_on = {
@@ -448,7 +456,7 @@ class Room:
                 self._forwarding[key] = wanted
 
     async def _negotiate(
-        self, participant: Participant, sdp: str, sources: Mapping[str, Source]
+        self, participant: Participant, sdp: str, sources: Mapping[str, OfferSource]
     ) -> None:
         # The page that offered; a newer tab of the same user must not get this offer's answer.
         page = participant.connection

@@ -28,6 +28,8 @@ MAX_CANDIDATE_CHARS = 1024
 MAX_CHAT_ID = 2**63 - 1
 
 SOURCES = frozenset({"mic", "camera", "screen"})
+# What an offer's sending transceivers may carry: a source, or the camera's low simulcast layer.
+OFFER_SOURCES = SOURCES | {"camera-low"}
 LAYOUTS = frozenset({"teacher", "speaker"})
 
 _PARTICIPANT_ID = re.compile(r"[0-9]{1,20}")
@@ -110,8 +112,8 @@ def _offer(data: dict[str, Any]) -> dict[str, Any]:
     for mid, source in sources.items():
         if not _MID.fullmatch(mid):
             raise _bad("`sources` keys must be mids: up to 32 token characters.")
-        if not isinstance(source, str) or source not in SOURCES:
-            raise _bad("`sources` values must be `mic`, `camera` or `screen`.")
+        if not isinstance(source, str) or source not in OFFER_SOURCES:
+            raise _bad("`sources` values must be `mic`, `camera`, `camera-low` or `screen`.")
     # One transceiver per source: a second `mic` mid would be a second, unmoderated microphone.
     if len(set(sources.values())) != len(sources):
         raise _bad("`sources` may name each source once.")
@@ -168,6 +170,14 @@ def _chat_delete(data: dict[str, Any]) -> dict[str, Any]:
     return {"id": value}
 
 
+def _stage(data: dict[str, Any]) -> dict[str, Any]:
+    if "participant" not in data:
+        raise _bad("`participant` must be given: a participant id, or null.")
+    if data["participant"] is None:
+        return {"participant": None}
+    return {"participant": _participant(data)}
+
+
 def _layout(data: dict[str, Any]) -> dict[str, Any]:
     layout = data.get("layout")
     if not isinstance(layout, str) or layout not in LAYOUTS:
@@ -187,6 +197,7 @@ _EVERYONE: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "share": lambda data: {"on": _bool(data, "on")},
     "hand": lambda data: {"up": _bool(data, "up")},
     "chat": _chat,
+    "stage": _stage,
 }
 _TEACHERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "mute": _mute,

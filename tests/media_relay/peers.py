@@ -29,25 +29,33 @@ from media_relay.aiortc_internals import ReceiverTap, hook_keyframe_requests, ta
 from media_relay.forwarding import (
     CONNECT_TIMEOUT,
     LessonForwarder,
+    OfferSource,
     PeerState,
     SlotTrack,
-    Source,
     is_vp8_keyframe,
 )
 
 WIDTH, HEIGHT = 160, 120
+# The low simulcast layer: smaller, and with planes whose rows need no padding (a multiple of 32
+# luma pixels wide), which the pattern's plane writes assume.
+LOW_WIDTH, LOW_HEIGHT = 96, 72
 
 
 class PatternVideoTrack(_VideoStreamTrack):
     """A small moving picture: cheap to encode, yet every frame differs (real delta frames)."""
 
+    def __init__(self, width: int = WIDTH, height: int = HEIGHT) -> None:
+        super().__init__()
+        self.width, self.height = width, height
+
     async def recv(self) -> av.VideoFrame:
         pts, time_base = await self.next_timestamp()
-        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        width, height = self.width, self.height
+        frame = av.VideoFrame(width, height, "yuv420p")
         shift = pts // 3000
-        luma = bytes((x + shift * 7) % 256 for x in range(WIDTH)) * HEIGHT
+        luma = bytes((x + shift * 7) % 256 for x in range(width)) * height
         frame.planes[0].update(luma)
-        chroma = bytes([128]) * (WIDTH * HEIGHT // 4)
+        chroma = bytes([128]) * (width * height // 4)
         frame.planes[1].update(chroma)
         frame.planes[2].update(chroma)
         frame.pts = pts
@@ -63,6 +71,8 @@ class Reception:
     keyframes: int = 0
     first_frame_keyframe: bool | None = None
     decoded_frames: int = 0
+    decoded_width: int | None = None
+    """Of the last frame decoded."""
 
 
 @dataclass
@@ -82,6 +92,9 @@ class SyntheticParticipant:
     )
     keyframe_requests: int = 0
     """PLI/FIR received for the camera (each one also makes aiortc's encoder send a keyframe)."""
+    simulcast: bool = False
+    """Send the camera's low layer too (`camera-low`, LOW_WIDTH wide), as the class page does."""
+    low_keyframe_requests: int = 0
 
     def __post_init__(self) -> None:
         self.receptions: dict[RTCRtpTransceiver, Reception] = {}
@@ -94,11 +107,22 @@ class SyntheticParticipant:
             PatternVideoTrack() if self.send_video else "video", direction="sendonly"
         )
         hook_keyframe_requests(self.camera.sender, self._count_keyframe_request, chain=True)
+        self.camera_low: RTCRtpTransceiver | None = None
+        if self.simulcast:
+            self.camera_low = self.pc.addTransceiver(
+                PatternVideoTrack(LOW_WIDTH, LOW_HEIGHT), direction="sendonly"
+            )
+            hook_keyframe_requests(
+                self.camera_low.sender, self._count_low_keyframe_request, chain=True
+            )
         self.pc.on("track", self._on_track)
         self.add_slots(audio=self.audio_slots, video=self.video_slots)
 
     def _count_keyframe_request(self) -> None:
         self.keyframe_requests += 1
+
+    def _count_low_keyframe_request(self) -> None:
+        self.low_keyframe_requests += 1
 
     def add_slots(self, *, audio: int, video: int) -> None:
         """Add recvonly transceivers (offer again afterwards), as the page does on `slots`."""
@@ -114,14 +138,16 @@ class SyntheticParticipant:
                     passthrough=True,
                 )
 
-    async def offer(self) -> tuple[str, dict[str, Source]]:
+    async def offer(self) -> tuple[str, dict[str, OfferSource]]:
         """Create and set the offer; return its SDP and the `sources` map of the offer message."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        sources: dict[str, Source] = {}
+        sources: dict[str, OfferSource] = {}
         if self.mic.mid is not None:
             sources[self.mic.mid] = "mic"
         if self.camera.mid is not None:
             sources[self.camera.mid] = "camera"
+        if self.camera_low is not None and self.camera_low.mid is not None:
+            sources[self.camera_low.mid] = "camera-low"
         return self.pc.localDescription.sdp, sources
 
     async def accept(self, answer_sdp: str) -> None:
@@ -158,6 +184,14 @@ class SyntheticParticipant:
         """Send the relay a PLI for the slot, as a browser does when it cannot decode."""
         return await self.taps[self._transceiver(mid)].request_keyframe()
 
+    async def estimate_bandwidth(self, bitrate: int) -> None:
+        """Tell the relay this participant's downlink carries `bitrate` bits per second (a REMB
+        naming every slot, as a browser sends), instead of aiortc's own estimates."""
+        for transceiver, tap in self.taps.items():
+            # aiortc's receivers send their own estimates, which would overwrite this one.
+            setattr(transceiver.receiver, "_RTCRtpReceiver__remote_bitrate_estimator", None)  # noqa: B010
+            await tap.send_bandwidth_estimate(bitrate)
+
     def _transceiver(self, mid: str) -> RTCRtpTransceiver:
         return next(t for t in self.receptions if t.mid == mid)
 
@@ -190,8 +224,10 @@ def _recorder(reception: Reception, *, video: bool) -> Callable[[str, bytes, int
 async def _count_decoded(track: MediaStreamTrack, reception: Reception) -> None:
     with contextlib.suppress(MediaStreamError):
         while True:
-            await track.recv()
+            frame = await track.recv()
             reception.decoded_frames += 1
+            if isinstance(frame, av.VideoFrame):
+                reception.decoded_width = frame.width
 
 
 async def wait_for(condition: Callable[[], bool], *, within: float = 5.0) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiortc import RTCIceServer
 
-from media_relay.forwarding import PeerState, SlotTrack, Source
+from media_relay.forwarding import OfferSource, PeerState, SlotTrack, Source
 from media_relay.ports import ChatLine, Grants
 
 
@@ -90,7 +90,9 @@ class SpyForwarder:
     forwarding: dict[tuple[str, Source], bool] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     candidates: list[tuple[str, str, str]] = field(default_factory=list)
-    offers: list[tuple[str, dict[str, Source]]] = field(default_factory=list)
+    offers: list[tuple[str, dict[str, OfferSource]]] = field(default_factory=list)
+    stages: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    """Whose cameras each participant said it shows large (`stage`)."""
     selection: tuple[int, frozenset[str]] | None = None
     """The last (last_n, pinned) the room set."""
     failure: Exception | None = None
@@ -101,7 +103,7 @@ class SpyForwarder:
         return {key for key, on in self.forwarding.items() if on}
 
     async def negotiate(
-        self, participant: str, offer_sdp: str, sources: Mapping[str, Source]
+        self, participant: str, offer_sdp: str, sources: Mapping[str, OfferSource]
     ) -> str:
         self.offers.append((participant, dict(sources)))
         if self.hold is not None:
@@ -121,6 +123,9 @@ class SpyForwarder:
 
     def set_selection(self, *, last_n: int, pinned: Collection[str]) -> None:
         self.selection = (last_n, frozenset(pinned))
+
+    def set_stage(self, participant: str, staged: Collection[str] | None) -> None:
+        self.stages[participant] = None if staged is None else frozenset(staged)
 
     async def remove(self, participant: str) -> None:
         self.removed.append(participant)

@@ -773,9 +773,9 @@ async def test_the_chat_allowance_refills_at_one_a_second_and_survives_a_reconne
 async def test_the_offer_size_bound_follows_the_roster_not_who_came(lesson):
     lesson.roster_size = 30
     await lesson.join(TEACHER)
-    assert lesson.room.max_media_sections == 3 + 2 * 30 + SECTION_HEADROOM
+    assert lesson.room.max_media_sections == 4 + 2 * 30 + SECTION_HEADROOM
     pc = RTCPeerConnection()
-    for _ in range(3 + 2 * 10):
+    for _ in range(4 + 2 * 10):
         pc.addTransceiver("audio", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())
     await pc.close()
@@ -792,7 +792,7 @@ async def test_the_offer_size_bound_follows_the_roster_not_who_came(lesson):
 async def test_without_a_roster_size_the_bound_falls_back_to_who_came(lesson):
     await lesson.join(TEACHER)
     await lesson.join(ADA)
-    assert lesson.room.max_media_sections == 3 + 2 * 2 + SECTION_HEADROOM
+    assert lesson.room.max_media_sections == 4 + 2 * 2 + SECTION_HEADROOM
 
 
 async def test_unlocking_lets_the_whole_lobby_in(lesson):
@@ -886,3 +886,14 @@ async def test_a_room_rebuilt_after_a_restart_still_lets_removed_pupils_back(les
     await lesson.say(TEACHER, "readmit", participant=ADA)
     assert lesson.recorder.named("participant_readmitted") == [{"user_id": 2, "by_user_id": 1}]
     assert (await lesson.join(ADA)).closed_with is None
+
+
+async def test_a_page_says_whose_camera_it_shows_large_even_from_the_lobby(lesson):
+    ada = await lesson.join(ADA)
+    assert ada.messages[0]["state"] == "lobby"
+    await lesson.say(ADA, "stage", participant=TEACHER)
+    assert lesson.errors(ADA) == []
+    assert lesson.forwarder.stages[ADA] == frozenset({TEACHER})
+    await lesson.join(TEACHER)
+    await lesson.say(ADA, "stage", participant=None)
+    assert lesson.forwarder.stages[ADA] == frozenset()

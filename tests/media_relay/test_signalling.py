@@ -102,7 +102,7 @@ def test_deeply_nested_json_inside_a_valid_message_is_refused():
 def test_every_documented_client_message_is_known():
     assert frozenset(
         {
-            "ping", "offer", "candidate", "media", "share", "hand", "chat",
+            "ping", "offer", "candidate", "media", "share", "hand", "chat", "stage",
             "mute", "grant", "admit", "deny", "remove", "readmit", "lock", "lower-hand",
             "chat-delete", "layout", "end",
         }
@@ -140,6 +140,14 @@ VALID = [
         id="offer",
     ),
     pytest.param(frame("offer", sdp="v=0", sources={}), "offer", {"sdp": "v=0", "sources": {}}),
+    pytest.param(
+        frame("offer", sdp="v=0", sources={"1": "camera", "3": "camera-low"}),
+        "offer",
+        {"sdp": "v=0", "sources": {"1": "camera", "3": "camera-low"}},
+        id="offer with a low camera layer",
+    ),
+    pytest.param(frame("stage", participant="12"), "stage", {"participant": "12"}, id="stage"),
+    pytest.param(frame("stage", participant=None), "stage", {"participant": None}, id="no stage"),
     pytest.param(
         frame("candidate", candidate="candidate:1 1 udp 1 1.2.3.4 5 typ host", sdpMid="0"),
         "candidate",
@@ -269,6 +277,19 @@ BAD = [
     pytest.param(frame("hand"), "up", id="hand without up"),
     pytest.param(frame("hand", up="yes"), "up", id="hand up a string"),
     pytest.param(frame("lock", on=[]), "on", id="lock on a list"),
+    # stage
+    pytest.param(frame("stage"), "participant", id="stage missing"),
+    pytest.param(frame("stage", participant=12), "participant", id="stage a number"),
+    pytest.param(frame("stage", participant="x"), "participant", id="stage not an id"),
+    pytest.param(frame("stage", participant=["1"]), "participant", id="stage a list"),
+    pytest.param(
+        frame("offer", sdp="v=0", sources={"3": "camera-low", "4": "camera-low"}),
+        "sources",
+        id="two low layers",
+    ),
+    pytest.param(
+        frame("offer", sdp="v=0", sources={"3": "screen-low"}), "sources", id="low screen"
+    ),
     # layout
     pytest.param(frame("layout"), "layout", id="layout missing"),
     pytest.param(frame("layout", layout="gallery"), "layout", id="layout unknown"),

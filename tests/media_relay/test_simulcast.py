@@ -1,0 +1,211 @@
+"""Simulcast in the forwarder, with synthetic aiortc participants sending two camera layers.
+
+Each simulcasting publisher sends its camera at 160x120 (`camera`) and at 96x72 (`camera-low`),
+as the class page sends its camera full size and at most 320 wide. The widths the subscribers
+decode say which layer reached them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from media_relay import forwarding
+from media_relay.forwarding import LessonForwarder
+from tests.media_relay.peers import (
+    LOW_WIDTH,
+    WIDTH,
+    RecordedCallbacks,
+    SyntheticParticipant,
+    wait_for,
+)
+
+pytestmark = pytest.mark.asyncio
+
+HIGH, LOW = WIDTH, LOW_WIDTH
+
+
+class Lesson:
+    def __init__(self) -> None:
+        self.callbacks = RecordedCallbacks()
+        self.forwarder: LessonForwarder = self.callbacks.forwarder()
+        self.participants: dict[str, SyntheticParticipant] = {}
+
+    async def publisher(self, name: str, *, simulcast: bool = True) -> SyntheticParticipant:
+        self.forwarder.set_forwarding(name, "camera", True)
+        participant = SyntheticParticipant(
+            name, send_audio=False, simulcast=simulcast, audio_slots=0, video_slots=0
+        )
+        return await self._join(participant)
+
+    async def subscriber(self, name: str) -> SyntheticParticipant:
+        participant = SyntheticParticipant(
+            name, send_audio=False, send_video=False, audio_slots=0, video_slots=3
+        )
+        return await self._join(participant)
+
+    async def _join(self, participant: SyntheticParticipant) -> SyntheticParticipant:
+        self.participants[participant.name] = participant
+        await participant.join(self.forwarder)
+        return participant
+
+    def mid(self, subscriber: str, publisher: str) -> str:
+        mid = self.callbacks.mid_carrying(subscriber, publisher, "camera")
+        assert mid is not None, f"{subscriber} receives no camera of {publisher}"
+        return mid
+
+    def width(self, subscriber: str, publisher: str) -> int | None:
+        reception = self.participants[subscriber].reception(self.mid(subscriber, publisher))
+        return reception.decoded_width
+
+    def layer(self, subscriber: str, publisher: str) -> str:
+        return self.forwarder.stats().layers[(subscriber, self.mid(subscriber, publisher))]
+
+    def decoded(self, subscriber: str, publisher: str) -> int:
+        mid = self.mid(subscriber, publisher)
+        return self.participants[subscriber].reception(mid).decoded_frames
+
+    async def close(self) -> None:
+        for participant in self.participants.values():
+            await participant.close()
+        await self.forwarder.close()
+
+
+@pytest_asyncio.fixture
+async def lesson() -> AsyncIterator[Lesson]:
+    lesson = Lesson()
+    lesson.forwarder.set_selection(last_n=6, pinned={"teacher"})
+    yield lesson
+    await lesson.close()
+
+
+async def class_of_two(lesson: Lesson) -> None:
+    """A teacher and a pupil send both layers; a third participant watches."""
+    await lesson.publisher("teacher")
+    await lesson.publisher("pupil")
+    await lesson.subscriber("watcher")
+    await wait_for(
+        lambda: (
+            lesson.width("watcher", "teacher") is not None
+            and lesson.width("watcher", "pupil") is not None
+        ),
+        within=10,
+    )
+
+
+async def test_the_large_tile_gets_the_high_layer_and_thumbnails_the_low(lesson):
+    await class_of_two(lesson)
+    # Until the page says what it shows large, the teacher's camera is on its stage.
+    assert lesson.width("watcher", "teacher") == HIGH
+    assert lesson.width("watcher", "pupil") == LOW
+    assert lesson.layer("watcher", "teacher") == "camera"
+    assert lesson.layer("watcher", "pupil") == "camera-low"
+    # A layer is a picture of the source, not a source of its own: the page sees two cameras.
+    assert sorted(t for t in lesson.callbacks.tracks["watcher"].values() if t) == [
+        ("pupil", "camera"),
+        ("teacher", "camera"),
+    ]
+
+
+async def test_a_new_stage_switches_layers_at_keyframes_without_a_gap(lesson):
+    await class_of_two(lesson)
+    low_requests = lesson.participants["pupil"].low_keyframe_requests
+    high_requests = lesson.participants["pupil"].keyframe_requests
+
+    lesson.forwarder.set_stage("watcher", ["pupil"])
+
+    await wait_for(
+        lambda: (
+            lesson.width("watcher", "pupil") == HIGH and lesson.width("watcher", "teacher") == LOW
+        ),
+        within=10,
+    )
+    assert lesson.layer("watcher", "pupil") == "camera"
+    assert lesson.layer("watcher", "teacher") == "camera-low"
+    # The new layer's keyframe was asked for; the old one's was not.
+    assert lesson.participants["pupil"].keyframe_requests > high_requests
+    assert lesson.participants["pupil"].low_keyframe_requests == low_requests
+    # Each slot stayed one stream (same mid, same receiver), and every layer it carried began
+    # with a keyframe: the decoder never saw a delta frame of a layer it had not started.
+    stats = lesson.forwarder.stats().slots
+    for publisher in ("teacher", "pupil"):
+        first = stats[("watcher", lesson.mid("watcher", publisher))].first_frame_keyframe
+        assert len(first) == 2
+        assert all(first)
+    decoded = lesson.decoded("watcher", "pupil")
+    await wait_for(lambda: lesson.decoded("watcher", "pupil") > decoded + 10)
+
+
+async def test_staging_nobody_puts_every_camera_on_the_low_layer(lesson):
+    await class_of_two(lesson)
+    lesson.forwarder.set_stage("watcher", [])
+    await wait_for(lambda: lesson.width("watcher", "teacher") == LOW, within=10)
+    assert lesson.layer("watcher", "pupil") == "camera-low"
+
+
+async def test_a_congested_path_puts_the_large_tile_on_the_low_layer_then_tries_again(
+    lesson, monkeypatch
+):
+    monkeypatch.setattr(forwarding, "RETRY_AFTER", 1.0)
+    await class_of_two(lesson)
+    watcher = lesson.participants["watcher"]
+    # The layers' bitrates are measured twice a second: wait until they are known.
+    await wait_for(
+        lambda: all(
+            lesson.forwarder.stats().sources[(publisher, layer)].bitrate > 0
+            for publisher in ("teacher", "pupil")
+            for layer in ("camera", "camera-low")
+        )
+    )
+
+    # Far less than the two layers it receives: its browser says the path is congested.
+    await watcher.estimate_bandwidth(5_000)
+    await wait_for(lambda: lesson.width("watcher", "teacher") == LOW, within=10)
+    assert lesson.layer("watcher", "teacher") == "camera-low"
+
+    # Once the path carries what it gets with room to spare, the high layer is tried again.
+    await watcher.estimate_bandwidth(50_000_000)
+    await wait_for(lambda: lesson.width("watcher", "teacher") == HIGH, within=10)
+    assert lesson.layer("watcher", "pupil") == "camera-low"
+
+
+async def test_a_muted_camera_sends_neither_layer(lesson):
+    await class_of_two(lesson)
+    teacher_mid, pupil_mid = (lesson.mid("watcher", p) for p in ("teacher", "pupil"))
+    lesson.forwarder.set_forwarding("pupil", "camera", False)
+    assert lesson.callbacks.tracks["watcher"][pupil_mid] is None
+    before = lesson.forwarder.stats()
+
+    def received(stats: forwarding.ForwardingStats, layer: forwarding.OfferSource) -> int:
+        return stats.sources[("pupil", layer)].frames_received
+
+    # Both layers still arrive from the pupil ...
+    await wait_for(
+        lambda: all(
+            received(lesson.forwarder.stats(), layer) > received(before, layer) + 10
+            for layer in ("camera", "camera-low")
+        )
+    )
+    after = lesson.forwarder.stats()
+    # ... and not one packet of either goes on, while the teacher's still does.
+    assert after.slots[("watcher", pupil_mid)].packets_sent == (
+        before.slots[("watcher", pupil_mid)].packets_sent
+    )
+    for layer in ("camera", "camera-low"):
+        assert after.sources[("pupil", layer)].frames_forwarded == (
+            before.sources[("pupil", layer)].frames_forwarded
+        )
+    assert after.slots[("watcher", teacher_mid)].packets_sent > (
+        before.slots[("watcher", teacher_mid)].packets_sent
+    )
+
+
+async def test_a_publisher_without_a_low_layer_is_forwarded_as_it_is(lesson):
+    await lesson.publisher("teacher")
+    await lesson.publisher("pupil", simulcast=False)
+    await lesson.subscriber("watcher")
+    await wait_for(lambda: lesson.width("watcher", "pupil") is not None, within=10)
+    assert lesson.width("watcher", "pupil") == HIGH
+    assert lesson.layer("watcher", "pupil") == "camera"
