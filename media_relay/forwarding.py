@@ -239,7 +239,8 @@ class LessonForwarder:
     - `on_speakers(participants)`: the active speakers changed (media_relay.selection).
 
     Each subscriber receives only what `media_relay.selection.select` picks for it: the top three
-    microphones and last-N video (see `set_selection`).
+    microphones and last-N video (see `set_selection`); with `selective=False` (a stress
+    benchmark), everything everyone else publishes.
     """
 
     def __init__(
@@ -251,6 +252,7 @@ class LessonForwarder:
         on_slots_wanted: Callable[[str, int, int], None],
         on_speakers: Callable[[Sequence[str]], None] = lambda speakers: None,
         connect_timeout: float = CONNECT_TIMEOUT,
+        selective: bool = True,
     ) -> None:
         # Max-bundle: every transceiver on the first one's transport from the start. With aiortc's
         # default (balanced), transceivers added before the offer is applied keep a per-kind
@@ -263,6 +265,8 @@ class LessonForwarder:
         self._on_slots_wanted = on_slots_wanted
         self._on_speakers = on_speakers
         self._connect_timeout = connect_timeout
+        # Without selection everyone receives everyone (the relay-full stress benchmark).
+        self._selective = selective
         self._peers: dict[str, _Peer] = {}
         self._publications: dict[tuple[str, OfferSource], _Publication] = {}
         self._forwarding: set[tuple[str, Source]] = set()
@@ -451,6 +455,12 @@ class LessonForwarder:
         publishing: Sequence[tuple[str, Source]],
         ranking: Sequence[str],
     ) -> Selection:
+        if not self._selective:
+            others = [key for key in publishing if key[0] != participant]
+            return Selection(
+                audio=frozenset(key for key in others if key[1] == "mic"),
+                video=frozenset(key for key in others if key[1] != "mic"),
+            )
         return select(
             subscriber=participant,
             publishing=publishing,

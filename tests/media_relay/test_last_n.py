@@ -150,3 +150,21 @@ async def test_a_speaker_who_leaves_is_no_longer_announced(lesson):
     await wait_for(lambda: ("a",) in lesson.speakers, within=10)
     await lesson.forwarder.remove("a")
     assert lesson.speakers[-1] == ()
+
+
+async def test_without_selection_everyone_receives_every_source():
+    callbacks = RecordedCallbacks()
+    forwarder = LessonForwarder(
+        on_peer_state=callbacks.on_peer_state,
+        on_tracks=callbacks.on_tracks,
+        on_slots_wanted=callbacks.on_slots_wanted,
+        selective=False,
+    )
+    forwarder.set_selection(last_n=1, pinned=())
+    names = [f"p{n}" for n in range(5)]
+    for name in names:
+        forwarder.set_forwarding(name, "mic", True)
+        forwarder.set_forwarding(name, "camera", True)
+    # Four microphones and four cameras each: more than the top three and last-N = 1.
+    assert all(forwarder.slots_wanted(name) == (4 + SLOT_HEADROOM,) * 2 for name in names)
+    await forwarder.close()
