@@ -260,6 +260,14 @@ class FanoutSlot(Protocol):
 PacketSink = Callable[[RtpPacket], None]
 """Called on the event loop with each media packet: after SRTP, RTX unwrapped, payload intact."""
 
+# One bandwidth estimator per publisher connection (one DTLS transport, bundled), shared by its
+# video receivers. aiortc gives each receiver its own, whose REMB names that stream alone; a
+# browser takes every REMB as the limit of its whole connection, so the estimate of the camera's
+# low layer (~100 kbit/s) capped both layers together.
+_ESTIMATORS: weakref.WeakKeyDictionary[RTCDtlsTransport, RemoteBitrateEstimator] = (
+    weakref.WeakKeyDictionary()
+)
+
 
 class _LeanReceivePath:
     """What a forwarding publisher leg needs of `RTCRtpReceiver._handle_rtp_packet`, no more.
@@ -288,6 +296,8 @@ class _LeanReceivePath:
         self._estimator: RemoteBitrateEstimator | None = _require_instance_attribute(
             receiver, _BITRATE_ESTIMATOR
         )
+        if self._estimator is not None:
+            self._estimator = _ESTIMATORS.setdefault(receiver.transport, self._estimator)
         _require_instance_attribute(receiver, _RTCP_SSRC)
         _require_instance_attribute(receiver, "_enabled")
         self._frame_bytes = 0

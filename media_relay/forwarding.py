@@ -93,10 +93,12 @@ SPEAKER_INTERVAL = 0.25
 LAYER_INTERVAL = 0.5
 # A subscriber's REMB older than this says nothing about its bandwidth now.
 ESTIMATE_STALE = 5.0
-# A browser's estimate follows what it receives (at most 1.5 times that while the path is clear)
-# and drops to 0.85 times it when the path is congested: below this share of what the subscriber
-# needs, its path is congested.
+# A browser's estimate climbs while the path is clear (to at most 1.5 times what it receives) and
+# drops to 0.85 times what it receives when the path is congested: a falling estimate below this
+# share of what the subscriber receives says its path is congested. A rising one never does: it
+# is still catching up with a layer just switched to.
 CONGESTED_BELOW = 0.9
+FALLING_BELOW = 0.95
 # After falling back to the low layer for want of bandwidth, the high layer is tried again after
 # this long, then twice as long after each fall within a minute of a try, up to the maximum: the
 # estimate cannot rise much above what the subscriber receives, so trying is the only probe.
@@ -219,6 +221,7 @@ class _Peer:
     estimate: int | None = None
     """The latest REMB from the participant's browser (bits per second) and when it came."""
     estimate_at: float = float("-inf")
+    estimate_falling: bool = False
     constrained_until: float = float("-inf")
     """Until then the participant's large tile stays on the low layer (its path was congested)."""
     retry_after: float = RETRY_AFTER
@@ -625,10 +628,14 @@ class LessonForwarder:
     def _follow_bandwidth(self, peer: _Peer, now: float) -> None:
         """Fall back to the low layer on the large tile while the subscriber's path is congested.
 
-        Congested: its browser's recent estimate is below what its slots carry now (their layers'
-        measured bitrates). No estimate (none yet, or an old one) says nothing.
+        Congested: its browser's recent estimate fell, below what its slots carry now (their
+        layers' measured bitrates). No estimate (none yet, or an old one) says nothing.
         """
-        if peer.estimate is None or now - peer.estimate_at > ESTIMATE_STALE:
+        if (
+            peer.estimate is None
+            or not peer.estimate_falling
+            or now - peer.estimate_at > ESTIMATE_STALE
+        ):
             return
         needed = sum(
             slot.layer.stats.bitrate for slot in peer.slots.values() if slot.layer is not None
@@ -681,8 +688,14 @@ class LessonForwarder:
         layer.switching.clear()
 
     def _on_estimate(self, peer: _Peer, bitrate: int) -> None:
-        peer.estimate = bitrate
         peer.estimate_at = time.monotonic()
+        # A browser names every slot in one REMB: each slot's sender reports the same estimate.
+        if bitrate == peer.estimate:
+            return
+        peer.estimate_falling = (
+            peer.estimate is not None and bitrate < peer.estimate * FALLING_BELOW
+        )
+        peer.estimate = bitrate
 
     async def _measure_layers(self) -> None:
         """Measure every stream's bitrate, and choose layers again with what was learnt."""

@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from media_relay import forwarding
+from media_relay.aiortc_internals import hook_bandwidth_estimates
 from media_relay.forwarding import LessonForwarder
 from tests.media_relay.peers import (
     LOW_WIDTH,
@@ -160,13 +161,14 @@ async def test_a_congested_path_puts_the_large_tile_on_the_low_layer_then_tries_
         )
     )
 
-    # Far less than the two layers it receives: its browser says the path is congested.
+    # Plenty, then far less than the two layers it receives: its path is congested.
+    await watcher.estimate_bandwidth(50_000_000)
     await watcher.estimate_bandwidth(5_000)
     await wait_for(lambda: lesson.width("watcher", "teacher") == LOW, within=10)
     assert lesson.layer("watcher", "teacher") == "camera-low"
 
-    # Once the path carries what it gets with room to spare, the high layer is tried again.
-    await watcher.estimate_bandwidth(50_000_000)
+    # After a while the high layer is tried again; an estimate that climbs keeps it.
+    await watcher.estimate_bandwidth(10_000)
     await wait_for(lambda: lesson.width("watcher", "teacher") == HIGH, within=10)
     assert lesson.layer("watcher", "pupil") == "camera-low"
 
@@ -209,3 +211,17 @@ async def test_a_publisher_without_a_low_layer_is_forwarded_as_it_is(lesson):
     await wait_for(lambda: lesson.width("watcher", "pupil") is not None, within=10)
     assert lesson.width("watcher", "pupil") == HIGH
     assert lesson.layer("watcher", "pupil") == "camera"
+
+
+async def test_the_relay_estimates_a_publishers_bandwidth_for_both_layers_at_once(lesson):
+    """One REMB names both layers: a browser takes each REMB as its whole connection's limit, so
+    an estimate of the low layer alone would cap the high layer to the low layer's rate."""
+    publisher = await lesson.publisher("teacher")
+    assert publisher.camera_low is not None
+    heard: dict[str, list[int]] = {"camera": [], "camera-low": []}
+    for layer, transceiver in (("camera", publisher.camera), ("camera-low", publisher.camera_low)):
+        hook_bandwidth_estimates(transceiver.sender, heard[layer].append)
+    await lesson.subscriber("watcher")
+    await wait_for(lambda: bool(heard["camera"] and heard["camera-low"]), within=10)
+    # From the first: two estimators would have estimated two different streams.
+    assert heard["camera"][0] == heard["camera-low"][0]
