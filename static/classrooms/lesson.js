@@ -74,8 +74,9 @@ const socket = new LessonSocket(root.dataset.wsPath, {
   },
 });
 
-// What the relay last heard from this page, so that a device change (same switch) says nothing.
-const told = { mic: false, camera: false, screen: false };
+// What the relay last heard from this page, so that a device change (same switch) says nothing;
+// `stage` is undefined until the relay has heard it on this socket.
+const told = { mic: false, camera: false, screen: false, stage: undefined };
 
 function tellSwitches(source) {
   for (const name of ["mic", "camera", "screen"]) told[name] = Boolean(local.tracks[name]);
@@ -106,6 +107,14 @@ function render() {
     local,
     handUp: Boolean(me()?.hand),
   });
+  tellStage();
+}
+
+// The relay picks the camera layers by the large tile: say whose camera it shows when that
+// changes, and once after each join (the relay forgets it with the socket).
+function tellStage() {
+  if (told.stage === view.stageCamera) return;
+  if (socket.send("stage", { participant: view.stageCamera })) told.stage = view.stageCamera;
 }
 
 function closeLink() {
@@ -140,6 +149,7 @@ function enterRoom(slots) {
     },
   });
   view.el.audio.replaceChildren();
+  told.stage = undefined;
   link.ensureSlots(slots);
   link.offer();
   // The relay keeps grants across reconnects; the switches are the page's to say again.
@@ -363,6 +373,10 @@ window.homeroomClassroom = Object.freeze({
   },
   get tracks() {
     return { ...state.tracks };
+  },
+  // Which of this page's send mids carries which source (`camera-low`: the camera's low layer).
+  get sources() {
+    return link?.sources() ?? {};
   },
   get state() {
     return state;

@@ -37,6 +37,39 @@ INBOUND_JS = """async () => {
   return out;
 }"""
 
+# The frame width that the inbound RTP stream feeding one tile's <video> decodes now (0: none yet),
+# found by the video's track (`trackIdentifier`), whatever the slot behind it carries.
+TILE_FRAME_WIDTH_JS = """async (selector) => {
+  const video = document.querySelector(selector);
+  const track = video && video.srcObject ? video.srcObject.getVideoTracks()[0] : null;
+  const pc = window.homeroomClassroom.pc;
+  if (!track || !pc) return 0;
+  const stats = await pc.getStats();
+  let width = 0;
+  stats.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.trackIdentifier === track.id) width = s.frameWidth ?? 0;
+  });
+  return width;
+}"""
+
+# Every outbound video stream of the page's peer connection, with the source its mid carries
+# (`camera`, `camera-low` or `screen`, as the page's offer names them).
+OUTBOUND_VIDEO_JS = """async () => {
+  const room = window.homeroomClassroom;
+  if (!room.pc) return [];
+  const sources = room.sources;
+  const stats = await room.pc.getStats();
+  const out = [];
+  stats.forEach((s) => {
+    if (s.type !== "outbound-rtp" || s.kind !== "video") return;
+    out.push({
+      mid: s.mid, source: sources[s.mid] ?? null,
+      width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, frames: s.framesEncoded ?? 0,
+    });
+  });
+  return out;
+}"""
+
 
 @dataclass
 class Member:
@@ -69,6 +102,19 @@ class Member:
             for s in self.inbound()
             if s["participant"] == participant and s["source"] == source
         )
+
+    def tile_frame_width(self, participant: str, *, stage: bool) -> int:
+        """The width at which this page decodes the camera on `participant`'s tile, large or
+        thumbnail."""
+        place = "[data-stage]" if stage else "[data-thumbs]"
+        selector = f'{place} .tile[data-participant="{participant}"] video'
+        width: int = self.page.evaluate(TILE_FRAME_WIDTH_JS, selector)
+        return width
+
+    def outbound_video(self) -> list[dict[str, Any]]:
+        """What this page encodes and sends: one entry per video transceiver with frames."""
+        streams: list[dict[str, Any]] = self.page.evaluate(OUTBOUND_VIDEO_JS)
+        return streams
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = MEDIA_TIMEOUT_S) -> None:

@@ -1,10 +1,24 @@
 // Media on the page: the local camera, microphone and screen (LocalMedia), and the one peer
-// connection with the relay (PeerLink), always the offerer, as docs/signalling.md asks: three
-// sendonly transceivers made up front (switching a source is replaceTrack, never a new offer) and
-// as many recvonly slots as the relay asks for.
+// connection with the relay (PeerLink), always the offerer, as docs/signalling.md asks: sendonly
+// transceivers made up front (switching a source is replaceTrack, never a new offer) and as many
+// recvonly slots as the relay asks for.
+//
+// Simulcast without rid: aiortc's SDP knows no `a=simulcast`, so the camera goes out twice, on
+// the `camera` transceiver at full size and on `camera-low` scaled down to a thumbnail. The relay
+// sends each viewer the layer its tile and its bandwidth call for.
 
 export const SOURCES = ["mic", "camera", "screen"];
 const ICE_WAIT_MS = 1000;
+// The low layer: thumbnail size, a small share of a pupil's uplink.
+const LOW_WIDTH = 320;
+const LOW_ENCODING = { scaleResolutionDownBy: 2, maxBitrate: 150_000, maxFramerate: 15 };
+// Each send transceiver, in the order they are made, with its kind and the local track it carries.
+const SENDERS = [
+  { name: "mic", kind: "audio", source: "mic" },
+  { name: "camera", kind: "video", source: "camera" },
+  { name: "screen", kind: "video", source: "screen" },
+  { name: "camera-low", kind: "video", source: "camera", sendEncodings: [LOW_ENCODING] },
+];
 
 export class LocalMedia {
   constructor({ onChange }) {
@@ -92,6 +106,23 @@ function preferCodecs(transceiver, kind) {
   }
 }
 
+// Scale the low layer so that it is at most LOW_WIDTH wide whatever the camera gives (640x480
+// becomes 320x240, 1280x720 becomes 320x180).
+async function scaleToThumbnail(sender, track) {
+  const width = track.getSettings().width;
+  if (!width) return;
+  const parameters = sender.getParameters();
+  const encoding = parameters.encodings?.[0];
+  const scale = Math.max(1, width / LOW_WIDTH);
+  if (!encoding || encoding.scaleResolutionDownBy === scale) return;
+  encoding.scaleResolutionDownBy = scale;
+  try {
+    await sender.setParameters(parameters);
+  } catch {
+    // The layer keeps its previous scale: still smaller than the full one, only not exactly 320.
+  }
+}
+
 function iceGathered(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
@@ -117,11 +148,16 @@ export class PeerLink {
     this.negotiating = false;
     this.pending = false;
     this.senders = {};
-    for (const [source, kind] of [["mic", "audio"], ["camera", "video"], ["screen", "video"]]) {
-      const transceiver = this.pc.addTransceiver(kind, { direction: "sendonly" });
+    for (const { name, kind, sendEncodings } of SENDERS) {
+      const transceiver = this.pc.addTransceiver(kind, {
+        direction: "sendonly",
+        ...(sendEncodings ? { sendEncodings } : {}),
+      });
       preferCodecs(transceiver, kind);
-      this.senders[source] = transceiver;
-      if (local.tracks[source]) transceiver.sender.replaceTrack(local.tracks[source]);
+      this.senders[name] = transceiver;
+    }
+    for (const source of SOURCES) {
+      if (local.tracks[source]) this.setTrack(source, local.tracks[source]);
     }
     this.receivers = { audio: [], video: [] };
     this.pc.addEventListener("connectionstatechange", () => onState(this.pc.connectionState));
@@ -153,7 +189,7 @@ export class PeerLink {
 
   sources() {
     const sources = {};
-    for (const source of SOURCES) sources[this.senders[source].mid] = source;
+    for (const { name } of SENDERS) sources[this.senders[name].mid] = name;
     return sources;
   }
 
@@ -193,9 +229,17 @@ export class PeerLink {
     if (this.pending) this.offer();
   }
 
+  // Every transceiver that carries the source gets the track: the camera goes out on both layers.
   setTrack(source, track) {
-    if (!this.closed) return this.senders[source].sender.replaceTrack(track);
-    return Promise.resolve();
+    if (this.closed) return Promise.resolve();
+    const senders = SENDERS.filter((s) => s.source === source).map((s) => this.senders[s.name].sender);
+    const low = this.senders["camera-low"].sender;
+    return Promise.all(
+      senders.map(async (sender) => {
+        if (sender === low && track) await scaleToThumbnail(sender, track);
+        await sender.replaceTrack(track);
+      }),
+    );
   }
 
   close() {

@@ -15,6 +15,9 @@ export class ClassroomView {
     this.onFirstFrame = null;
     // In speaker layout, who holds the large tile: kept while nobody else speaks.
     this.stageSpeaker = null;
+    // Whose camera from the relay the large tile shows (null: a screen, your own camera, nobody):
+    // the relay sends that camera's high layer and the thumbnails' low one.
+    this.stageCamera = null;
     const $ = (selector) => root.querySelector(selector);
     this.el = {
       status: $("[data-room-status]"),
@@ -126,6 +129,7 @@ export class ClassroomView {
     const onStage = this.stagePerson(room, inRoom, you, inRoom.find((p) => p.role === "teacher"));
     const sharer = room.screen ? inRoom.find((p) => p.id === room.screen) : null;
     const speakers = new Set(room.speakers ?? []);
+    this.stageCamera = !sharer && onStage && onStage.id !== you.id ? onStage.id : null;
     const wanted = [];
     if (sharer) wanted.push({ key: `stage:${sharer.id}:screen`, p: sharer, source: "screen", stage: true });
     else if (onStage) wanted.push({ key: `stage:${onStage.id}:camera`, p: onStage, source: "camera", stage: true });
