@@ -219,6 +219,10 @@ HOMEROOM_ICE_SERVERS = env.json_list("HOMEROOM_ICE_SERVERS")
 # The relay refuses loopback, link-local and similar ICE candidates from the network; tests and a
 # demo on one machine may allow them.
 HOMEROOM_RELAY_ALLOW_LOOPBACK = env.flag("HOMEROOM_RELAY_ALLOW_LOOPBACK", default=DEBUG)
+# The relay paces its video within this budget (Mbit/s, all lessons of the process together) so
+# that one class's keyframes do not delay another's audio; keep it below the server's uplink.
+# 0 turns pacing off.
+HOMEROOM_RELAY_PACING_MBIT = int(env.text("HOMEROOM_RELAY_PACING_MBIT", "300"))
 # How long before its start a lesson's Join button goes live.
 HOMEROOM_JOIN_OPENS_MINUTES = 10
 # The largest OneRoster bundle (zip, or all its files together) an upload or import accepts.

@@ -9,6 +9,13 @@
  * (abs-send-time, the sender-report NTP time), which cost more per packet in Python.
  * Python keeps every decision that is not per packet (which slot carries what, when to ask for a
  * keyframe, RTX retransmissions, RTCP).
+ *
+ * Video datagrams pass a process-wide pacer (a token bucket in bytes a second): one relay process
+ * serves many lessons on one event loop, and a keyframe storm would otherwise push thousands of
+ * datagrams at once ahead of every other lesson's audio, in this loop and in the kernel's queue.
+ * Past the budget a slot's datagram (header written, not yet protected) waits in a bounded FIFO
+ * that `drain()` empties a chunk per loop turn; audio never waits. Once anything waits, all video
+ * waits behind it, so each slot's datagrams leave in their order and SRTP sees them in order.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -27,6 +34,7 @@
 /* Room for the SRTP trailer (at most 16 bytes of tag and MKI) after the largest packet. */
 #define BUFFER_SIZE 2048
 #define TRAILER 32
+#define PACER_CAPACITY 16384
 
 /* libsrtp 2: srtp_err_status_t srtp_protect(srtp_t ctx, void *rtp_hdr, int *len_ptr). */
 typedef int (*protect_fn)(void *ctx, void *rtp, int *len);
@@ -77,8 +85,29 @@ typedef struct {
     unsigned long long send_errors;
     uint32_t report_timestamp;
     unsigned long long report_ntp;
+    Py_ssize_t queued; /* datagrams of this slot waiting in the pacer */
     Entry history[HISTORY];
 } Slot;
+
+/* A video datagram waiting in the pacer: the slot's header and the publisher's payload (both
+ * referenced, so neither can go while it waits); protected and sent when it leaves. */
+typedef struct {
+    Slot *slot;
+    PyObject *payload;
+    uint16_t sequence;
+    uint8_t header_size;
+    uint8_t header[MAX_HEADER];
+} Queued;
+
+static struct {
+    Queued *ring;
+    Py_ssize_t capacity, head, count;
+    double rate; /* bytes a second; 0: no pacing */
+    double burst; /* the bucket's depth in bytes */
+    double tokens; /* may go below zero by one datagram */
+    double refilled_at;
+    unsigned long long queued, overflow_dropped, stopped_dropped;
+} pacer;
 
 static double monotonic(void) {
     struct timespec now;
@@ -108,6 +137,8 @@ static void disconnect(Slot *self) {
     self->srtp = NULL;
     self->protect = NULL;
 }
+
+static void drop_queued(Slot *self);
 
 static void clear_history(Slot *self) {
     for (int i = 0; i < HISTORY; i++) {
@@ -200,6 +231,7 @@ static PyObject *Slot_connect_socket(Slot *self, PyObject *args) {
     if (own < 0) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
+    drop_queued(self);
     disconnect(self);
     self->fd = own;
     self->address = address;
@@ -216,6 +248,7 @@ static PyObject *Slot_connect_callable(Slot *self, PyObject *send) {
         PyErr_SetString(PyExc_TypeError, "send must be callable");
         return NULL;
     }
+    drop_queued(self);
     disconnect(self);
     Py_INCREF(send);
     self->send = send;
@@ -223,6 +256,7 @@ static PyObject *Slot_connect_callable(Slot *self, PyObject *send) {
 }
 
 static PyObject *Slot_disconnect(Slot *self, PyObject *unused) {
+    drop_queued(self);
     disconnect(self);
     Py_RETURN_NONE;
 }
@@ -232,6 +266,7 @@ static PyObject *Slot_start_source(Slot *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "I", &origin)) {
         return NULL;
     }
+    drop_queued(self);
     self->carrying = 1;
     self->rebase = 1;
     self->awaiting_keyframe = self->video;
@@ -241,6 +276,7 @@ static PyObject *Slot_start_source(Slot *self, PyObject *args) {
 }
 
 static PyObject *Slot_stop_source(Slot *self, PyObject *unused) {
+    drop_queued(self);
     self->carrying = 0;
     Py_RETURN_NONE;
 }
@@ -356,6 +392,186 @@ static int send_packet(Slot *self, uint8_t *buffer, int size) {
     return 1;
 }
 
+/* The wall clock as a 64-bit NTP timestamp (what RTCP sender reports carry). */
+static unsigned long long ntp_now(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    unsigned long long seconds = (unsigned long long)now.tv_sec + 2208988800ULL;
+    unsigned long long fraction = ((unsigned long long)now.tv_nsec << 32) / 1000000000ULL;
+    return (seconds << 32) | fraction;
+}
+
+/* The pacer */
+
+static void refill(void) {
+    double now = monotonic();
+    pacer.tokens += (now - pacer.refilled_at) * pacer.rate;
+    if (pacer.tokens > pacer.burst) {
+        pacer.tokens = pacer.burst;
+    }
+    pacer.refilled_at = now;
+}
+
+/* Let a video datagram of `size` bytes leave now? Only when nothing waits: order is kept. */
+static int may_send(int size) {
+    if (pacer.count > 0) {
+        return 0;
+    }
+    if (pacer.rate <= 0.0) {
+        return 1;
+    }
+    refill();
+    if (pacer.tokens <= 0.0) {
+        return 0;
+    }
+    pacer.tokens -= size;
+    return 1;
+}
+
+static void release(Queued *queued) {
+    queued->slot->queued--;
+    Py_DECREF(queued->payload);
+    Py_DECREF(queued->slot);
+}
+
+/* Queue a datagram; a full queue loses its oldest (its slot's history can resend it on a NACK). */
+static void enqueue(Slot *self, const uint8_t *header, int header_size, PyObject *payload,
+                    uint16_t sequence) {
+    if (pacer.count == pacer.capacity) {
+        Queued oldest = pacer.ring[pacer.head];
+        pacer.head = (pacer.head + 1) % pacer.capacity;
+        pacer.count--;
+        pacer.overflow_dropped++;
+        release(&oldest);
+    }
+    Queued *queued = &pacer.ring[(pacer.head + pacer.count) % pacer.capacity];
+    Py_INCREF(self);
+    Py_INCREF(payload);
+    queued->slot = self;
+    queued->payload = payload;
+    queued->sequence = sequence;
+    queued->header_size = (uint8_t)header_size;
+    memcpy(queued->header, header, (size_t)header_size);
+    self->queued++;
+    pacer.count++;
+    pacer.queued++;
+}
+
+/* Forget a slot's waiting datagrams (it stopped carrying their source, or closed): none of them
+ * may leave, nor be resent from the history on a NACK. */
+static void drop_queued(Slot *self) {
+    if (self->queued == 0) {
+        return;
+    }
+    Py_INCREF(self); /* the queue's references may be the last ones */
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < pacer.count; i++) {
+        Queued *queued = &pacer.ring[(pacer.head + i) % pacer.capacity];
+        if (queued->slot != self) {
+            pacer.ring[(pacer.head + kept) % pacer.capacity] = *queued;
+            kept++;
+            continue;
+        }
+        Entry *entry = &self->history[queued->sequence % HISTORY];
+        if (entry->payload == queued->payload && entry->sequence == queued->sequence) {
+            Py_CLEAR(entry->payload);
+        }
+        self->packets--;
+        self->octets -= (unsigned long long)PyBytes_GET_SIZE(queued->payload);
+        pacer.stopped_dropped++;
+        release(queued);
+    }
+    pacer.count = kept;
+    Py_DECREF(self);
+}
+
+static PyObject *pace(PyObject *module, PyObject *args) {
+    double rate, burst;
+    Py_ssize_t capacity;
+    if (!PyArg_ParseTuple(args, "ddn", &rate, &burst, &capacity)) {
+        return NULL;
+    }
+    if (rate < 0.0 || burst < 0.0 || capacity < 1) {
+        PyErr_SetString(PyExc_ValueError, "bad pacer budget");
+        return NULL;
+    }
+    if (capacity != pacer.capacity) {
+        if (pacer.count > 0) {
+            PyErr_SetString(PyExc_RuntimeError, "datagrams are waiting: drain them first");
+            return NULL;
+        }
+        Queued *ring = PyMem_RawCalloc((size_t)capacity, sizeof(Queued));
+        if (ring == NULL) {
+            return PyErr_NoMemory();
+        }
+        PyMem_RawFree(pacer.ring);
+        pacer.ring = ring;
+        pacer.capacity = capacity;
+        pacer.head = 0;
+    }
+    pacer.rate = rate;
+    pacer.burst = burst;
+    pacer.tokens = burst;
+    pacer.refilled_at = monotonic();
+    Py_RETURN_NONE;
+}
+
+static PyObject *drain(PyObject *module, PyObject *args) {
+    Py_ssize_t most;
+    int paced;
+    if (!PyArg_ParseTuple(args, "np", &most, &paced)) {
+        return NULL;
+    }
+    if (paced && pacer.rate > 0.0) {
+        refill();
+    }
+    /* abs-send-time says when a datagram left, not when it was queued: the subscriber's bandwidth
+     * estimate would read the pacer's delay as congestion. */
+    unsigned int abs_send_time = (unsigned int)(ntp_now() >> 14) & 0xFFFFFF;
+    uint8_t buffer[BUFFER_SIZE];
+    Py_ssize_t sent = 0;
+    while (pacer.count > 0 && sent < most) {
+        if (paced && pacer.rate > 0.0 && pacer.tokens <= 0.0) {
+            break;
+        }
+        /* Off the queue before sending: a send callable may re-enter the fan-out. */
+        Queued queued = pacer.ring[pacer.head];
+        pacer.head = (pacer.head + 1) % pacer.capacity;
+        pacer.count--;
+        Py_ssize_t payload_size = PyBytes_GET_SIZE(queued.payload);
+        int size = queued.header_size + (int)payload_size;
+        memcpy(buffer, queued.header, queued.header_size);
+        memcpy(buffer + queued.header_size, PyBytes_AS_STRING(queued.payload),
+               (size_t)payload_size);
+        int at = queued.slot->abs_send_time_at;
+        if (at) {
+            buffer[at] = (uint8_t)(abs_send_time >> 16);
+            buffer[at + 1] = (uint8_t)(abs_send_time >> 8);
+            buffer[at + 2] = (uint8_t)abs_send_time;
+        }
+        pacer.tokens -= size;
+        int result = send_packet(queued.slot, buffer, size);
+        if (result == 0) {
+            queued.slot->send_errors++;
+        }
+        release(&queued);
+        if (result < 0) {
+            return NULL;
+        }
+        sent++;
+    }
+    double wait = 0.0;
+    if (pacer.count > 0 && pacer.rate > 0.0 && pacer.tokens <= 0.0) {
+        wait = -pacer.tokens / pacer.rate;
+    }
+    return Py_BuildValue("nnd", sent, pacer.count, wait);
+}
+
+static PyObject *pacer_counters(PyObject *module, PyObject *unused) {
+    return Py_BuildValue("nKKK", pacer.count, pacer.queued, pacer.overflow_dropped,
+                         pacer.stopped_dropped);
+}
+
 /* Is this VP8 RTP payload the first packet of a keyframe (RFC 7741)? The payload descriptor's
  * S bit and partition index 0 mark a frame's first packet; the VP8 payload header after the
  * descriptor has the inverse key frame flag in bit 0 of its first byte. */
@@ -378,15 +594,6 @@ static int keyframe_start(const uint8_t *payload, Py_ssize_t size) {
         }
     }
     return size > offset && (payload[offset] & 0x01) == 0;
-}
-
-/* The wall clock as a 64-bit NTP timestamp (what RTCP sender reports carry). */
-static unsigned long long ntp_now(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    unsigned long long seconds = (unsigned long long)now.tv_sec + 2208988800ULL;
-    unsigned long long fraction = ((unsigned long long)now.tv_nsec << 32) / 1000000000ULL;
-    return (seconds << 32) | fraction;
 }
 
 static PyObject *vp8_keyframe_start(PyObject *module, PyObject *arg) {
@@ -415,8 +622,8 @@ static PyObject *forward(PyObject *module, PyObject *args) {
     int frame_end = marker || !video;
     Py_ssize_t count = PyList_GET_SIZE(slots);
     if (count == 0) {
-        return Py_BuildValue("iiOO", 0, 0, is_keyframe_start ? Py_True : Py_False,
-                             frame_end ? Py_True : Py_False);
+        return Py_BuildValue("iiOOn", 0, 0, is_keyframe_start ? Py_True : Py_False,
+                             frame_end ? Py_True : Py_False, pacer.count);
     }
     if (payload_size > BUFFER_SIZE - MAX_HEADER - TRAILER) {
         PyErr_SetString(PyExc_ValueError, "RTP payload too large");
@@ -449,8 +656,13 @@ static PyObject *forward(PyObject *module, PyObject *args) {
         uint16_t out_seq = (uint16_t)(sequence + self->seq_offset);
         uint32_t out_ts = timestamp + self->ts_offset;
         int header = write_header(self, buffer, marker, out_seq, out_ts, ast, audio_level);
-        memcpy(buffer + header, PyBytes_AS_STRING(payload), (size_t)payload_size);
-        int result = send_packet(self, buffer, header + (int)payload_size);
+        int result = 1;
+        if (video && !may_send(header + (int)payload_size)) {
+            enqueue(self, buffer, header, payload, out_seq);
+        } else {
+            memcpy(buffer + header, PyBytes_AS_STRING(payload), (size_t)payload_size);
+            result = send_packet(self, buffer, header + (int)payload_size);
+        }
         if (result < 0) {
             return NULL;
         }
@@ -485,8 +697,8 @@ static PyObject *forward(PyObject *module, PyObject *args) {
         }
         sent++;
     }
-    return Py_BuildValue("llOO", sent, held, is_keyframe_start ? Py_True : Py_False,
-                         frame_end ? Py_True : Py_False);
+    return Py_BuildValue("llOOn", sent, held, is_keyframe_start ? Py_True : Py_False,
+                         frame_end ? Py_True : Py_False, pacer.count);
 }
 
 static PyMethodDef Slot_methods[] = {
@@ -530,7 +742,15 @@ static PyTypeObject SlotType = {
 static PyMethodDef module_methods[] = {
     {"forward", forward, METH_VARARGS,
      "forward(slots, video, seq, ts, marker, payload, audio_level) "
-     "-> (sent, held, keyframe_start, frame_end)"},
+     "-> (sent, held, keyframe_start, frame_end, waiting): sent counts datagrams queued by the "
+     "pacer, waiting is the pacer's queue length"},
+    {"pace", pace, METH_VARARGS,
+     "pace(bytes_per_second, burst_bytes, capacity): the video pacer's budget (rate 0: none)"},
+    {"drain", drain, METH_VARARGS,
+     "drain(most, paced) -> (sent, waiting, wait_seconds): send from the pacer's queue, at most "
+     "`most` datagrams and, when paced, within the budget"},
+    {"pacer_counters", pacer_counters, METH_NOARGS,
+     "(waiting, queued, overflow_dropped, stopped_dropped)"},
     {"vp8_keyframe_start", vp8_keyframe_start, METH_O,
      "vp8_keyframe_start(payload): is this VP8 payload the first packet of a keyframe"},
     {NULL, NULL, 0, NULL},
@@ -548,6 +768,12 @@ PyMODINIT_FUNC PyInit__fanout(void) {
     if (PyType_Ready(&SlotType) < 0) {
         return NULL;
     }
+    pacer.ring = PyMem_RawCalloc(PACER_CAPACITY, sizeof(Queued));
+    if (pacer.ring == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    pacer.capacity = PACER_CAPACITY;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;

@@ -12,6 +12,9 @@ subscriber as they are; the offset (and the timestamp offset) is set again when 
 new source, so its stream stays continuous. Video is held at packet level until the first packet
 of a VP8 keyframe. What a slot sent stays in a short history (a reference to the publisher's
 payload), from which its subscriber's NACKs are answered, RTX-wrapped when RTX was negotiated.
+
+Video passes the process-wide pacer (`media_relay.pacing`): past its budget a datagram waits, in
+order, and leaves a few loop turns later; audio never waits.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Literal, NamedTuple, Protocol
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import RtpPacket
 
+from media_relay import pacing
 from media_relay._fanout import Slot
 from media_relay._fanout import forward as _forward
 from media_relay._fanout import vp8_keyframe_start as vp8_keyframe_start
@@ -68,6 +72,7 @@ class Fanned(NamedTuple):
     """What became of one publisher packet (a tuple: one is made per packet)."""
 
     sent: int
+    """Slots the packet was accepted for: sent, or waiting in the pacer to be sent in order."""
     held: int
     """Slots that need a keyframe before they can go on."""
     keyframe_start: bool
@@ -75,23 +80,24 @@ class Fanned(NamedTuple):
 
 
 def fan_out(kind: Kind, packet: RtpPacket, slots: list[Slot]) -> Fanned:
-    """Send a publisher's packet to each of `slots` (the compiled loop).
+    """Send a publisher's packet to each of `slots` (the compiled loop), video through the pacer.
 
     The loop also reads the VP8 payload descriptor (is this a keyframe's first packet) and stamps
     abs-send-time and the sender-report clock itself.
     """
     level = packet.extensions.audio_level
-    return Fanned(
-        *_forward(
-            slots,
-            kind == "video",
-            packet.sequence_number,
-            packet.timestamp,
-            packet.marker,
-            packet.payload,
-            -1 if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F),
-        )
+    sent, held, keyframe_start, frame_end, waiting = _forward(
+        slots,
+        kind == "video",
+        packet.sequence_number,
+        packet.timestamp,
+        packet.marker,
+        packet.payload,
+        -1 if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F),
     )
+    if waiting:
+        pacing.datagrams_waiting()
+    return Fanned(sent, held, keyframe_start, frame_end)
 
 
 class SlotOutput:

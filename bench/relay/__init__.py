@@ -8,21 +8,43 @@ The relay's and the generator's CPU come from /proc/<pid>/stat over the measured
 whose generator core is more than 90 % busy is reported `valid: false`. `join-storm` is the
 exception: 31 clients join one lesson of a real daphne through the websocket signalling
 (bench/relay/join_storm.py), and its window is the storm itself, whatever `--seconds` says.
+A scenario with `compare_pacing` (`keyframe-storm`) runs a second time with the relay's video
+pacer on at one storm and off at the next, so that both meet the same machine: the result is the
+first run's, with the second run's storms, paced and not, under `pacing_compared`. On loopback
+the kernel queues nothing on the way out, so what pacing saves a real network card's queue does
+not show; to give the relay's datagrams such a queue (here 1 Gbit/s), run inside a network
+namespace whose loopback is rate-limited (aioice needs a non-loopback address, hence the veth):
+
+    unshare -n sh -c 'ip link set lo up && ip link add v0 type veth peer name v1 &&
+      ip addr add 10.77.0.1/24 dev v0 && ip link set v0 up && ip link set v1 up &&
+      tc qdisc add dev lo root tbf rate 1gbit burst 64kb latency 200ms &&
+      exec .venv/bin/python bench/run.py keyframe-storm --seconds 20'
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+from dataclasses import replace
 from typing import Any
 
 from . import join_storm, loadgen, relay_server
 from .media import encoded_clip
-from .scenarios import GENERATOR_CORE, RELAY_CORE, SCENARIOS, TRANSCODE_BASELINE, Scenario
+from .scenarios import (
+    COMPARE_STORM_EVERY,
+    GENERATOR_CORE,
+    RELAY_CORE,
+    SCENARIOS,
+    TRANSCODE_BASELINE,
+    Scenario,
+)
 
 NAMES = [*SCENARIOS, "join-storm"]
 # Joining, connecting and first media take seconds on top of the window.
 OVERHEAD_SECONDS = 150
+# Of the comparison run, what is not in its `pacing_compared`.
+COMPARED_KEYS = ("valid", "invalid_reasons", "storms", "loss_pct", "delivered_fps")
+COMPARED_CONDITIONS = ("relay_waited_for_cpu_pct", "generator_cpu_pct", "load_average_1min")
 
 
 def run(name: str, seconds: float) -> dict[str, Any]:
@@ -32,7 +54,28 @@ def run(name: str, seconds: float) -> dict[str, Any]:
     scenario = SCENARIOS[name]
     if scenario is TRANSCODE_BASELINE:
         return _transcode_baseline(seconds)
+    if scenario.compare_pacing:
+        return _with_pacing_compared(scenario, seconds)
     return _run_scenario(scenario, seconds)
+
+
+def _with_pacing_compared(scenario: Scenario, seconds: float) -> dict[str, Any]:
+    result = _run_scenario(scenario, seconds)
+    alternating = replace(scenario, storm_every=COMPARE_STORM_EVERY, alternate_pacing=True)
+    compared = _run_scenario(alternating, seconds)
+    storms = compared["pacing_compared"]
+    on, off = (storms[k]["other_class_audio_storm_p99_ms"] for k in ("on", "off"))
+    return {
+        **result,
+        "pacing_compared": {
+            **storms,
+            "storm_every": COMPARE_STORM_EVERY,
+            **{key: compared.get(key) for key in COMPARED_KEYS},
+            "conditions": {key: compared["conditions"].get(key) for key in COMPARED_CONDITIONS},
+        },
+        # Above 1: the second lesson's audio fared worse during the storms the relay did not pace.
+        "other_class_audio_storm_p99_ratio_off_vs_on": round(off / on, 2) if on and off else None,
+    }
 
 
 def _transcode_baseline(seconds: float) -> dict[str, Any]:
@@ -61,7 +104,9 @@ def _run_scenario(scenario: Scenario, seconds: float) -> dict[str, Any]:
     relay_end, generator_end = context.Pipe()
     report_receiver, report_sender = context.Pipe(duplex=False)
     relay = context.Process(
-        target=relay_server.main, args=(relay_end, scenario.relay, RELAY_CORE), name="relay"
+        target=relay_server.main,
+        args=(relay_end, scenario.relay, RELAY_CORE),
+        name="relay",
     )
     relay.start()
     assert relay.pid is not None  # noqa: S101 -- set by start()

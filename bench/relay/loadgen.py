@@ -15,6 +15,13 @@ With last-N (`relay-gallery`), publishers put an RFC 6464 level on their audio p
 browser does: -20 dBov for the few who speak, -127 (silence) for the others; the speaking move on
 every few seconds, and the relay's selection (which slot carries whom) follows. Latency is not
 timed from each move until the slots are mapped to their new publishers again.
+
+With `other_class` (`keyframe-storm`), a second lesson runs in the same relay process: a teacher
+(audio+video) to two pupils, never stormed. Its audio latency is reported apart, in the half
+second after each storm and outside it (`other_class_audio_*`): what one class's keyframe burst
+costs another class's audio. Every other figure is the first lesson's. With `alternate_pacing`
+the relay paces video at even storms only, and the storms' figures are also given apart for the
+paced and the unpaced ones (`pacing_compared`).
 """
 
 from __future__ import annotations
@@ -64,6 +71,11 @@ STORM_SPAN = 1.0
 # once the relay has followed it (it picks speakers every 0.25 s, smoothing over ~0.2 s).
 SPEAKING_DBOV, SILENT_DBOV = -20, -127
 REMAP_AFTER = 1.5
+# The second lesson's audio sent within this long after a storm counts as sent during it: the
+# storm's keyframes leave the relay within a few hundred milliseconds.
+OTHER_CLASS_STORM_SPAN = 0.5
+OTHER_CLASS = "other"
+OTHER_CLASS_PUPILS = 2
 
 Ledger = dict[bytes, deque[float]]
 """A publisher track's send times of each clip frame, by the frame's last bytes."""
@@ -123,6 +135,7 @@ class Participant:
     real_receiver: bool
     measuring: Callable[[], bool]
     clip: EncodedClip
+    lesson: str = "main"
     pc: RTCPeerConnection = field(
         default_factory=lambda: RTCPeerConnection(
             RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
@@ -190,7 +203,11 @@ class Participant:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         sources = {t.mid: source for t, source in self.sources.items() if t.mid is not None}
         answer = await call(
-            "negotiate", participant=self.name, sdp=self.pc.localDescription.sdp, sources=sources
+            "negotiate",
+            participant=self.name,
+            sdp=self.pc.localDescription.sdp,
+            sources=sources,
+            lesson=self.lesson,
         )
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
@@ -270,6 +287,7 @@ class Generator:
         self.channel = channel
         self.measuring = False
         self.storms: list[float] = []
+        self.storms_paced: list[bool] = []
         self.participants: list[Participant] = []
         self._tasks: set[asyncio.Task[None]] = set()
         others = scenario.publishers - 1 if scenario.publishers_subscribe else 0
@@ -300,13 +318,33 @@ class Generator:
                     clip=clip,
                 )
             )
+        self.other_class: list[Participant] = []
+        if scenario.other_class:
+            self.other_class = [
+                Participant(
+                    name=f"{OTHER_CLASS}-teacher" if teacher else f"{OTHER_CLASS}-pupil-{index}",
+                    publishes=teacher,
+                    audio_slots=0 if teacher else 1,
+                    video_slots=0 if teacher else 1,
+                    real_receiver=False,
+                    measuring=self._is_measuring,
+                    clip=clip,
+                    lesson=OTHER_CLASS,
+                )
+                for index, teacher in enumerate([True] + [False] * OTHER_CLASS_PUPILS)
+            ]
 
     def _is_measuring(self) -> bool:
         return self.measuring
 
     @property
     def meters(self) -> list[SlotMeter]:
+        """The first lesson's receive slots: every figure but `other_class_*` is theirs."""
         return [m for p in self.participants for m in p.meters.values()]
+
+    @property
+    def everyone(self) -> list[Participant]:
+        return [*self.participants, *self.other_class]
 
     async def run(self, seconds: float, relay_pid: int) -> dict[str, Any]:
         call = self.channel.call
@@ -321,17 +359,18 @@ class Generator:
         for publisher in publishers:
             await call("forward", participant=publisher.name, source="mic", on=True)
             await call("forward", participant=publisher.name, source="camera", on=True)
+        await self._join_other_class()
         joined = time.monotonic()
         await asyncio.gather(*(p.join(call) for p in self.participants if not p.publishes))
         join_seconds = time.monotonic() - joined
         await self._wait(
-            lambda: all(p.pc.connectionState == "connected" for p in self.participants),
+            lambda: all(p.pc.connectionState == "connected" for p in self.everyone),
             CONNECT_TIMEOUT,
             "peer connections",
         )
         self._map_slots(await call("tracks"))
         started = await self._wait(
-            lambda: all(m.frames for m in self.meters),
+            lambda: all(m.frames for p in self.everyone for m in p.meters.values()),
             FIRST_MEDIA_TIMEOUT,
             "first media on every slot",
         )
@@ -352,7 +391,7 @@ class Generator:
         result["conditions"].update(
             {"join_seconds": round(join_seconds, 2), "all_slots_had_media": started}
         )
-        await asyncio.gather(*(p.close() for p in self.participants), return_exceptions=True)
+        await asyncio.gather(*(p.close() for p in self.everyone), return_exceptions=True)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(call("close"), 10)
         return result
@@ -365,8 +404,23 @@ class Generator:
             await asyncio.sleep(0.1)
         return True
 
+    async def _join_other_class(self) -> None:
+        """The second lesson's teacher joins and is forwarded, then its pupils join."""
+        call = self.channel.call
+        for participant in self.other_class:
+            await participant.join(call)
+            if participant.publishes:
+                for source in ("mic", "camera"):
+                    await call(
+                        "forward",
+                        participant=participant.name,
+                        source=source,
+                        on=True,
+                        lesson=OTHER_CLASS,
+                    )
+
     def _map_slots(self, tracks: dict[str, dict[str, tuple[str, str] | None]]) -> None:
-        by_name = {p.name: p for p in self.participants}
+        by_name = {p.name: p for p in self.everyone}
         for name, mids in tracks.items():
             for mid, carried in mids.items():
                 meter = by_name[name].meter_for(mid) if name in by_name else None
@@ -395,6 +449,10 @@ class Generator:
         ends = time.monotonic() + seconds
         await asyncio.sleep(min(interval / 2, seconds))
         while time.monotonic() < ends:
+            if self.scenario.alternate_pacing:
+                paced = len(self.storms) % 2 == 0
+                await self.channel.call("pace", on=paced)
+                self.storms_paced.append(paced)
             self.storms.append(time.monotonic())
             for participant in self.participants:
                 if participant.camera is not None:
@@ -488,7 +546,69 @@ class Generator:
             figures["storms"] = len(self.storms)
             figures["storm_latency_p50_ms"] = _percentile(storm, 0.50)
             figures["storm_latency_p99_ms"] = _percentile(storm, 0.99)
+        if self.other_class:
+            figures.update(self._other_class_latency())
+        if self.scenario.alternate_pacing:
+            figures["pacing_compared"] = self._pacing_compared(samples)
         return figures
+
+    def _storm_at(self, sent: float, span: float) -> int | None:
+        """The storm during which a frame was sent, if any."""
+        return next((i for i, at in enumerate(self.storms) if 0 <= sent - at <= span), None)
+
+    def _pacing_compared(self, samples: list[tuple[str, float, float]]) -> dict[str, Any]:
+        """The storms' figures, for the storms the relay paced ("on") and the others ("off")."""
+        main: dict[bool, list[float]] = {True: [], False: []}
+        other: dict[bool, list[float]] = {True: [], False: []}
+        for _, sent, ms in samples:
+            if (storm := self._storm_at(sent, STORM_SPAN)) is not None:
+                main[self.storms_paced[storm]].append(ms)
+        for participant in self.other_class:
+            for meter in participant.meters.values():
+                if meter.kind != "audio":
+                    continue
+                for sent, ms in meter.latencies:
+                    if (storm := self._storm_at(sent, OTHER_CLASS_STORM_SPAN)) is not None:
+                        other[self.storms_paced[storm]].append(ms)
+        return {
+            "on" if paced else "off": {
+                "storms": self.storms_paced.count(paced),
+                "storm_latency_p50_ms": _percentile(main[paced], 0.50),
+                "storm_latency_p99_ms": _percentile(main[paced], 0.99),
+                "other_class_audio_storm_p50_ms": _percentile(other[paced], 0.50),
+                "other_class_audio_storm_p90_ms": _percentile(other[paced], 0.90),
+                "other_class_audio_storm_p99_ms": _percentile(other[paced], 0.99),
+                "other_class_audio_storm_max_ms": round(max(other[paced]), 1)
+                if other[paced]
+                else None,
+                "other_class_audio_storm_samples": len(other[paced]),
+            }
+            for paced in (True, False)
+        }
+
+    def _other_class_latency(self) -> dict[str, Any]:
+        """The second lesson's audio latency, during the first lesson's storms and outside them."""
+        storm: list[float] = []
+        quiet: list[float] = []
+        for participant in self.other_class:
+            for meter in participant.meters.values():
+                if meter.kind != "audio":
+                    continue
+                for sent, ms in meter.latencies:
+                    during = any(0 <= sent - at <= OTHER_CLASS_STORM_SPAN for at in self.storms)
+                    (storm if during else quiet).append(ms)
+        return {
+            "other_class_audio_p50_ms": _percentile(storm + quiet, 0.50),
+            "other_class_audio_p99_ms": _percentile(storm + quiet, 0.99),
+            "other_class_audio_storm_p50_ms": _percentile(storm, 0.50),
+            "other_class_audio_storm_p90_ms": _percentile(storm, 0.90),
+            "other_class_audio_storm_p99_ms": _percentile(storm, 0.99),
+            "other_class_audio_storm_max_ms": round(max(storm), 1) if storm else None,
+            "other_class_audio_quiet_p50_ms": _percentile(quiet, 0.50),
+            "other_class_audio_quiet_p90_ms": _percentile(quiet, 0.90),
+            "other_class_audio_quiet_p99_ms": _percentile(quiet, 0.99),
+            "other_class_audio_samples": {"storm": len(storm), "quiet": len(quiet)},
+        }
 
     def _conditions(self, before: Mark, after: Mark) -> dict[str, Any]:
         wall = after.at - before.at

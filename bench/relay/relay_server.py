@@ -1,4 +1,4 @@
-"""The relay process of a relay benchmark: one lesson's relay, pinned to its own core.
+"""The relay process of a relay benchmark: a lesson's relay (or two), pinned to its own core.
 
 `main()` runs in a process of its own and answers the load generator over a `Channel`:
 `negotiate` (an offer, answered), `forward` (set_forwarding), `select` (last-N on, forwarding
@@ -7,7 +7,10 @@ subscriber's receive slot carries, so the generator can time frames end to end),
 (RTP packets sent to subscribers so far, resident memory, the forwarder's counters) and `close`.
 Two relays speak that protocol: `ForwardingRelay` is Homeroom's `LessonForwarder`;
 `TranscodingRelay` is the baseline, aiortc's stock `MediaRelay` (decode once, encode once per
-subscriber), offered and answered the same way.
+subscriber), offered and answered the same way. `negotiate` and `forward` may name a `lesson`
+other than the main one: the forwarding relay then serves it from another `LessonForwarder` on
+the same event loop, as a school's relay serves its classes (its packets are counted apart,
+`other_packets_sent`). `pace` switches the relay's video pacer on (its default budget) or off.
 """
 
 from __future__ import annotations
@@ -36,12 +39,14 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
+from media_relay import pacing
 from media_relay.forwarding import LessonForwarder, PeerState, SlotTrack, Source
 
 from .channel import Channel
 
 RelayMode = Literal["forward", "transcode"]
 TrackMap = dict[str, tuple[str, str] | None]
+MAIN_LESSON = "main"
 
 
 class Relay(Protocol):
@@ -216,29 +221,47 @@ def rss_mb(pid: int | str = "self") -> float:
 
 async def _serve(conn: Connection, mode: RelayMode) -> None:
     relay: Relay = ForwardingRelay() if mode == "forward" else TranscodingRelay()
+    lessons: dict[str, Relay] = {MAIN_LESSON: relay}
     done = asyncio.Event()
+
+    def lesson(args: dict[str, Any]) -> Relay:
+        name = args.get("lesson", MAIN_LESSON)
+        if name not in lessons:
+            if mode != "forward":
+                raise ValueError("only the forwarding relay serves a second lesson")
+            lessons[name] = ForwardingRelay()
+        return lessons[name]
 
     async def handle(op: str, args: dict[str, Any]) -> Any:
         if op == "negotiate":
-            return await relay.negotiate(args["participant"], args["sdp"], args["sources"])
+            return await lesson(args).negotiate(args["participant"], args["sdp"], args["sources"])
         if op == "forward":
-            relay.forward(args["participant"], args["source"], args["on"])
+            lesson(args).forward(args["participant"], args["source"], args["on"])
             return None
         if op == "select":
             if not isinstance(relay, ForwardingRelay):
                 raise ValueError("only the forwarding relay selects")
             relay.select(args["last_n"])
             return None
+        if op == "pace":
+            pacing.configure(rate_bits_per_second=pacing.RATE_BITS_PER_SECOND if args["on"] else 0)
+            return None
         if op == "tracks":
-            return relay.tracks
+            return {name: track for r in lessons.values() for name, track in r.tracks.items()}
         if op == "counters":
+            others = [r for name, r in lessons.items() if name != MAIN_LESSON]
+            pacer = pacing.counters()
             return {
                 "packets_sent": await _packets_sent(relay),
                 "rss_mb": rss_mb(),
                 **relay.counters(),
+                "other_packets_sent": sum([await _packets_sent(r) for r in others]),
+                "pacer_queued": pacer.queued,
+                "pacer_overflow_dropped": pacer.overflow_dropped,
             }
         if op == "close":
-            await relay.close()
+            for served in lessons.values():
+                await served.close()
             done.set()
             return None
         raise ValueError(f"unknown request {op!r}")
@@ -250,7 +273,8 @@ async def _serve(conn: Connection, mode: RelayMode) -> None:
     await asyncio.wait({closed, finished}, return_when=asyncio.FIRST_COMPLETED)
     closed.cancel()
     finished.cancel()
-    await relay.close()
+    for served in lessons.values():
+        await served.close()
     # Let the reply to `close` leave before the process ends.
     await asyncio.sleep(0.1)
 

@@ -31,6 +31,15 @@ class Scenario:
     """Publishers whose microphone level says they speak (the rest send silence), at a time."""
     rotate_every: float | None = None
     """Seconds between moving the speaking to the next `speakers` publishers."""
+    other_class: bool = False
+    """A second, quiet lesson in the same relay process (1 teacher audio+video to 2 pupils), whose
+    audio latency is reported apart (`other_class_audio_*`): what the first lesson's load costs
+    another class served by the same event loop."""
+    compare_pacing: bool = False
+    """Run a second time, storms every `COMPARE_STORM_EVERY` s with the relay's video pacer on at
+    one storm and off at the next, and report the storms of each (`pacing_compared`)."""
+    alternate_pacing: bool = False
+    """The pacer on at even storms, off at odd ones (that second run)."""
     note: str = ""
 
 
@@ -61,8 +70,12 @@ KEYFRAME_STORM = Scenario(
     publishers=3,
     subscribers=30,
     storm_every=4.0,
+    other_class=True,
+    compare_pacing=True,
     note="3 publishers (a+v) to 30 subscribers; every 4 s all publishers send a keyframe at once "
-    "and all 30 subscribers send a PLI on every video slot (as 30 new joiners would)",
+    "and all 30 subscribers send a PLI on every video slot (as 30 new joiners would); a second "
+    "lesson in the same relay (1 teacher a+v to 2 pupils) times its audio; a second run with "
+    "the video pacer on and off at alternate storms compares them (`pacing_compared`)",
 )
 
 # 31 participants each receiving 6 videos and 3 audio streams is ~15,000 packets a second into
@@ -82,6 +95,9 @@ GALLERY = Scenario(
     "receive 31 x 9 streams), each publishing audio+video and receiving last-N = 6 video and the "
     "top-3 audio; 3 speak (RFC 6464 level -20 dBov, the rest -127), the next 3 every 5 s",
 )
+
+# The comparison run's storms: twice as many as the main run's, half of them unpaced.
+COMPARE_STORM_EVERY = 2.0
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s for s in (LECTURE, TRANSCODE_BASELINE, GALLERY, FULL, KEYFRAME_STORM)
