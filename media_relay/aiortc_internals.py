@@ -64,6 +64,7 @@ from aiortc.rtp import (
     RTCP_PSFB_APP,
     AnyRtcpPacket,
     RtcpPsfbPacket,
+    RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
     unpack_remb_fci,
@@ -112,6 +113,7 @@ def _require_class_attributes() -> None:
         (RTCRtpSender, "_send_keyframe"),
         (RTCRtpSender, "_handle_rtcp_packet"),
         (RTCRtpSender, "_retransmit"),
+        (RTCRtpSender, "_send_rtcp"),
         (RTCRtpSender, "send"),
         (JitterBuffer, "add"),
     ):
@@ -446,12 +448,23 @@ class SenderLeg:
     has no socket of its own: the slot then hands packets to a Python function that protects and
     sends them through aioice. `report()` writes the slot's counters into the sender, so its RTCP
     sender reports (A/V sync in browsers) and `getStats()` stay right. The sender's own RTP loop
-    must be given a track that never yields.
+    must be given a track that never yields. Until the slot has sent a packet the sender sends no
+    RTCP report: a class's spare slots are most of its senders, and each one's report every second
+    (built, SRTCP-protected and sent in Python) says only that nothing was sent.
     """
 
     def __init__(self, sender: RTCRtpSender) -> None:
         self._sender = sender
         self._send: Callable[[bytes], bool] | None = None
+        send_rtcp = sender._send_rtcp
+
+        async def send_rtcp_once_sending(packets: list[AnyRtcpPacket]) -> None:
+            # The BYE at the end always goes: it is what tells the browser the stream ended.
+            if isinstance(packets[0], RtcpSrPacket) and not packets[0].sender_info.packet_count:
+                return
+            await send_rtcp(packets)
+
+        sender._send_rtcp = send_rtcp_once_sending  # type: ignore[method-assign]
 
     @property
     def ssrc(self) -> int:

@@ -197,6 +197,24 @@ async def test_the_relays_sender_reports_count_what_the_fast_path_sent(lesson):
 
 
 @pytest.mark.asyncio
+async def test_a_spare_slot_sends_no_sender_reports_until_it_carries_something(lesson):
+    """Spare slots are most of a class's senders: their empty reports would cost the relay."""
+    await lesson.join("a", "camera")
+    b = await lesson.join("b", video_slots=2, audio_slots=0)
+    carrying = lesson.mid("b", "a", "camera")
+    spare = next(mid for mid, track in lesson.callbacks.tracks["b"].items() if track is None)
+    await _flowing(lesson.decoded("b", "a", "camera"))
+    for _ in range(100):
+        if await b.sender_report(carrying) is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert await b.sender_report(carrying) is not None
+    # aiortc sends a report every 0.5-1.5 s: over 2 s more the spare one would have sent some.
+    await asyncio.sleep(2)
+    assert await b.sender_report(spare) is None
+
+
+@pytest.mark.asyncio
 async def test_a_freed_slot_carries_the_next_source_on_the_same_timeline(lesson):
     await lesson.join("a", "camera")
     b = await lesson.join("b", video_slots=1, audio_slots=0)
