@@ -8,6 +8,7 @@ receiver reports, REMB from the bandwidth estimator, PLIs, and nothing decoded o
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,6 +17,8 @@ from aiortc import AudioStreamTrack, RTCPeerConnection, RTCRtpReceiver
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
     RTCRtpDecodingParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpParameters,
     RTCRtpReceiveParameters,
     RTCRtpRtxParameters,
 )
@@ -24,13 +27,18 @@ from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
+    HeaderExtensionsMap,
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
     RtpPacket,
     wrap_rtx,
 )
+from pylibsrtp import Policy, Session
+from pylibsrtp import _binding as srtp_binding
 
+from media_relay._fanout import unprotect_rtp
 from media_relay.aiortc_internals import tap_receiver_packets
+from media_relay.rtp_fanout import ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, MID_URI
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 RTX = RTCRtpCodecParameters(
@@ -259,3 +267,79 @@ async def test_once_routed_a_publishers_packets_skip_aiortcs_queue_and_still_cou
     finally:
         await sending.close()
         await receiving.close()
+
+
+def _extension_maps() -> list[HeaderExtensionsMap]:
+    """Extension ids as browsers negotiate them, and ones only a two-byte header can carry."""
+    maps = []
+    for mid, abs_send_time, audio_level in ((1, 2, 3), (4, 3, 1), (9, 14, 12)):
+        extensions = HeaderExtensionsMap()
+        extensions.configure(
+            RTCRtpParameters(
+                headerExtensions=[
+                    RTCRtpHeaderExtensionParameters(id=mid, uri=MID_URI),
+                    RTCRtpHeaderExtensionParameters(id=abs_send_time, uri=ABS_SEND_TIME_URI),
+                    RTCRtpHeaderExtensionParameters(id=audio_level, uri=AUDIO_LEVEL_URI),
+                ]
+            )
+        )
+        maps.append(extensions)
+    return maps
+
+
+def test_the_compiled_ingest_reads_what_pylibsrtp_and_aiortcs_parser_read():
+    """`unprotect_rtp` stands in for `Session.unprotect` + `RtpPacket.parse` on the hot path."""
+    rng = random.Random(6)  # noqa: S311 -- repeatable test packets, not a secret
+    key = bytes(range(30))
+    protect = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    checked = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    compiled = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    context = int(srtp_binding.ffi.cast("uintptr_t", compiled._srtp[0]))
+    unprotect = int(
+        srtp_binding.ffi.cast(
+            "uintptr_t", srtp_binding.ffi.addressof(srtp_binding.lib, "srtp_unprotect")
+        )
+    )
+    for number, extensions in enumerate(_extension_maps() * 200):
+        ids = getattr(extensions, "_HeaderExtensionsMap__ids")  # noqa: B009
+        packet = RtpPacket(
+            payload_type=rng.choice((96, 111, 127)),
+            marker=rng.randint(0, 1),
+            sequence_number=number,
+            timestamp=rng.getrandbits(32),
+            ssrc=rng.getrandbits(32),
+            payload=rng.randbytes(rng.randint(1, 1100)),
+        )
+        packet.csrc = [rng.getrandbits(32) for _ in range(rng.randint(0, 2))]
+        packet.padding_size = rng.choice((0, 0, 1, 7))
+        if rng.random() < 0.8:
+            packet.extensions.mid = str(rng.randint(0, 99))
+        if rng.random() < 0.8:
+            packet.extensions.abs_send_time = rng.getrandbits(24)
+        if rng.random() < 0.5:
+            packet.extensions.audio_level = (rng.random() < 0.5, rng.randint(0, 127))
+        datagram = protect.protect(packet.serialize(extensions))
+        expected = RtpPacket.parse(checked.unprotect(datagram), extensions)
+        fields = unprotect_rtp(
+            context, unprotect, datagram, ids.abs_send_time or 0, ids.audio_level or 0
+        )
+        assert fields is not None
+        level = expected.extensions.audio_level
+        assert fields == (
+            expected.payload_type,
+            expected.marker,
+            expected.sequence_number,
+            expected.timestamp,
+            expected.ssrc,
+            expected.payload,
+            expected.padding_size,
+            -1 if expected.extensions.abs_send_time is None else expected.extensions.abs_send_time,
+            -1 if level is None else (0x80 if level[0] else 0) | level[1],
+        )
+        # A datagram that does not authenticate is dropped, as aiortc drops it.
+        tampered = bytearray(datagram)
+        tampered[-1] ^= 1
+        sequence = (number + 1) & 0xFFFF
+        forged = protect.protect(RtpPacket(sequence_number=sequence, ssrc=1).serialize())
+        assert unprotect_rtp(context, unprotect, bytes(tampered), 0, 0) is None
+        assert unprotect_rtp(context, unprotect, forged[:11], 0, 0) is None
