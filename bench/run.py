@@ -10,9 +10,9 @@ They run on a throwaway SQLite database (or on DATABASE_URL when set) and never 
   teachers, 60 classes and a term of weekly lessons (see bench/timetable.py).
 - `roster`: validate, apply and re-import a generated OneRoster bundle of one school (10,000
   people, 400 classes, 60,000 enrollments): seconds, queries and peak memory (bench/roster.py).
-- `relay-lecture`, `relay-gallery`, `relay-full`, `relay-transcode-baseline`, `keyframe-storm`,
-  `join-storm`: the forwarding relay under load from aiortc peers in another process
-  (bench/relay/, issue 6).
+- `relay-lecture`, `relay-gallery`, `relay-gallery-single-layer`, `relay-full`,
+  `relay-transcode-baseline`, `keyframe-storm`, `join-storm`: the forwarding relay under load
+  from aiortc peers in another process (bench/relay/, issue 6).
 - `live-join`: in Chromium against a real daphne, a third participant joins the live lesson ten
   times: click-to-first-remote-frame p50/p95 and the relay's CPU (bench/live_join.py).
 """

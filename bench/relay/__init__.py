@@ -8,6 +8,11 @@ The relay's and the generator's CPU come from /proc/<pid>/stat over the measured
 whose generator core is more than 90 % busy is reported `valid: false`. `join-storm` is the
 exception: 31 clients join one lesson of a real daphne through the websocket signalling
 (bench/relay/join_storm.py), and its window is the storm itself, whatever `--seconds` says.
+`relay-gallery` runs with simulcast (each camera sent full size and as a low layer; the teacher's
+on every large tile at the high layer, the thumbnails at the low one); `relay-gallery-single-layer`
+is the same lesson without simulcast, for the comparison; both are scaled down from the issue's 31
+participants until the generator keeps up (their notes say how far). `relay-full` runs the
+forwarder without selection: everyone receives everything.
 A scenario with `compare_pacing` (`keyframe-storm`) runs a second time with the relay's video
 pacer on at one storm and off at the next, so that both meet the same machine: the result is the
 first run's, with the second run's storms, paced and not, under `pacing_compared`. On loopback
@@ -97,6 +102,12 @@ def _transcode_baseline(seconds: float) -> dict[str, Any]:
     }
 
 
+def _relay_description(scenario: Scenario) -> str:
+    if scenario.relay == "transcode":
+        return "aiortc MediaRelay"
+    return "LessonForwarder" if scenario.selective else "LessonForwarder(selective=False)"
+
+
 def _run_scenario(scenario: Scenario, seconds: float) -> dict[str, Any]:
     clip = encoded_clip()
     # Spawned, not forked: the children start from a clean interpreter (no Django, no threads).
@@ -105,7 +116,7 @@ def _run_scenario(scenario: Scenario, seconds: float) -> dict[str, Any]:
     report_receiver, report_sender = context.Pipe(duplex=False)
     relay = context.Process(
         target=relay_server.main,
-        args=(relay_end, scenario.relay, RELAY_CORE),
+        args=(relay_end, scenario.relay, RELAY_CORE, scenario.selective),
         name="relay",
     )
     relay.start()
@@ -130,7 +141,7 @@ def _run_scenario(scenario: Scenario, seconds: float) -> dict[str, Any]:
         raise RuntimeError(f"{scenario.name}: {result['error']}")
     result["conditions"].update(
         {
-            "relay": "LessonForwarder" if scenario.relay == "forward" else "aiortc MediaRelay",
+            "relay": _relay_description(scenario),
             "relay_core": RELAY_CORE,
             "generator_core": GENERATOR_CORE,
             "load_average_1min": round(os.getloadavg()[0], 2),

@@ -11,6 +11,14 @@ sender, by the frame's last bytes; a slot's meter looks up the last bytes of eac
 RTP packet (marker bit) in its publisher's ledger on arrival. Both ends share this process's
 monotonic clock. Frames a transcoding relay re-encodes match nothing: no latency for it.
 
+With `simulcast` (`relay-gallery`), each publisher also sends the low clip on a third sending
+transceiver, named `camera-low` in its offer's sources, and answers keyframe requests on it as on
+the camera. A camera slot carries either layer, so its meter looks a frame up in both of its
+publisher's ledgers (camera and camera-low: each layer's frames are its own). A slot on the low
+layer delivers 15 fps by design: `delivered_fps` is the high-layer slots' rate and
+`delivered_fps_low_layer` the low-layer slots' (a slot's layer is the relay's at both ends of the
+window), and `simulcast` says how many slots carry each layer and what a subscriber is forwarded.
+
 With last-N (`relay-gallery`), publishers put an RFC 6464 level on their audio packets, as a
 browser does: -20 dBov for the few who speak, -127 (silence) for the others; the speaking move on
 every few seconds, and the relay's selection (which slot carries whom) follows. Latency is not
@@ -54,7 +62,7 @@ from media_relay.aiortc_internals import hook_keyframe_requests
 from media_relay.selection import TOP_AUDIO
 
 from .channel import Channel
-from .media import KEY_BYTES, ClipTrack, EncodedClip
+from .media import KEY_BYTES, LOW, ClipTrack, EncodedClip
 from .relay_server import rss_mb
 from .scenarios import GENERATOR_CORE, RELAY_CORE, Scenario
 
@@ -76,6 +84,8 @@ REMAP_AFTER = 1.5
 OTHER_CLASS_STORM_SPAN = 0.5
 OTHER_CLASS = "other"
 OTHER_CLASS_PUPILS = 2
+# The publisher that is the teacher, in a scenario with one.
+TEACHER = "publisher-0"
 
 Ledger = dict[bytes, deque[float]]
 """A publisher track's send times of each clip frame, by the frame's last bytes."""
@@ -86,7 +96,8 @@ class SlotMeter:
 
     def __init__(self, kind: str, measuring: Callable[[], bool]) -> None:
         self.kind = kind
-        self.ledger: Ledger | None = None
+        self.ledgers: tuple[Ledger, ...] = ()
+        """Of the publisher tracks the slot may carry (both layers of a camera); () unknown."""
         self.media_ssrc: int | None = None
         self.packets = 0
         self.other_packets = 0  # retransmissions (RTX) and anything not on the media SSRC
@@ -111,9 +122,10 @@ class SlotMeter:
         if self.kind == "video" and not packet.marker:
             return
         self.frames += 1
-        if self.ledger is None or not self._measuring():
+        if not self.ledgers or not self._measuring():
             return
-        sends = self.ledger.get(packet.payload[-KEY_BYTES:])
+        key = packet.payload[-KEY_BYTES:]
+        sends = next((found for ledger in self.ledgers if (found := ledger.get(key))), None)
         sent = next((t for t in reversed(sends) if t <= now), None) if sends else None
         if sent is None:
             self.unmatched += 1
@@ -136,6 +148,7 @@ class Participant:
     measuring: Callable[[], bool]
     clip: EncodedClip
     lesson: str = "main"
+    simulcast: bool = False
     pc: RTCPeerConnection = field(
         default_factory=lambda: RTCPeerConnection(
             RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
@@ -146,11 +159,13 @@ class Participant:
         self.ledgers: dict[str, Ledger] = {
             "mic": defaultdict(_recent),
             "camera": defaultdict(_recent),
+            "camera-low": defaultdict(_recent),
         }
         self.meters: dict[RTCRtpTransceiver, SlotMeter] = {}
         self.real_slots: set[RTCRtpTransceiver] = set()  # decoded as well as counted
         self.sources: dict[RTCRtpTransceiver, str] = {}
         self.camera: ClipTrack | None = None
+        self.camera_low: ClipTrack | None = None
         self.mic: ClipTrack | None = None
         self.level = SILENT_DBOV
         self.decoded_frames = 0
@@ -167,6 +182,8 @@ class Participant:
             camera = self.pc.addTransceiver(self.camera, direction="sendonly")
             self.sources[camera] = "camera"
             hook_keyframe_requests(camera.sender, self.camera.request_keyframe)
+            if self.simulcast:
+                self._send_low_layer(start)
         first = {"audio": True, "video": True}
         for kind, count in (("audio", self.audio_slots), ("video", self.video_slots)):
             for _ in range(count):
@@ -178,6 +195,25 @@ class Participant:
                 _meter_receiver(transceiver.receiver, meter, chain=transceiver in self.real_slots)
                 first[kind] = False
         self.pc.on("track", self._on_track)
+
+    def _send_low_layer(self, start: int) -> None:
+        """The camera's low layer, on a transceiver of its own, as the class page sends it."""
+        self.camera_low = ClipTrack(
+            "video",
+            self.clip.low_video,
+            self._ledger_writer("camera-low"),
+            start=start * len(self.clip.low_video) // len(self.clip.video),
+            fps=LOW.fps,
+        )
+        low = self.pc.addTransceiver(self.camera_low, direction="sendonly")
+        self.sources[low] = "camera-low"
+        hook_keyframe_requests(low.sender, self.camera_low.request_keyframe)
+
+    def ledgers_of(self, source: str) -> tuple[Ledger, ...]:
+        """The ledgers of the tracks a slot carrying `source` may receive (a camera: its layers)."""
+        if source == "camera":
+            return self.ledgers["camera"], self.ledgers["camera-low"]
+        return (self.ledgers[source],)
 
     def _ledger_writer(self, source: str) -> Callable[[bytes, float], None]:
         ledger = self.ledgers[source]
@@ -304,6 +340,7 @@ class Generator:
                     real_receiver=scenario.publishers_subscribe and index < REAL_RECEIVERS,
                     measuring=self._is_measuring,
                     clip=clip,
+                    simulcast=scenario.simulcast,
                 )
             )
         for index in range(scenario.subscribers):
@@ -350,7 +387,8 @@ class Generator:
         call = self.channel.call
         publishers = [p for p in self.participants if p.publishes]
         if self.scenario.last_n is not None:
-            await call("select", last_n=self.scenario.last_n)
+            pinned = [TEACHER] if self.scenario.teacher else []
+            await call("select", last_n=self.scenario.last_n, pinned=pinned)
         if self.scenario.speakers:
             rotation = asyncio.get_running_loop().create_task(self._rotate_speakers(publishers))
             self._tasks.add(rotation)
@@ -425,7 +463,7 @@ class Generator:
             for mid, carried in mids.items():
                 meter = by_name[name].meter_for(mid) if name in by_name else None
                 if meter is not None and carried is not None and carried[0] in by_name:
-                    meter.ledger = by_name[carried[0]].ledgers[carried[1]]
+                    meter.ledgers = by_name[carried[0]].ledgers_of(carried[1])
 
     async def _rotate_speakers(self, publishers: list[Participant]) -> None:
         """The next `speakers` publishers speak every `rotate_every` seconds; slots are remapped."""
@@ -437,7 +475,7 @@ class Generator:
             for index, publisher in enumerate(publishers):
                 publisher.level = SPEAKING_DBOV if index in speaking else SILENT_DBOV
             for meter in self.meters:
-                meter.ledger = None
+                meter.ledgers = ()
             await asyncio.sleep(REMAP_AFTER)
             self._map_slots(await self.channel.call("tracks"))
             await asyncio.sleep(max(interval - REMAP_AFTER, 0.0))
@@ -474,8 +512,10 @@ class Generator:
             meters=[m.snapshot() for m in self.meters],
             sent={
                 kind: sum(t.frames_sent for p in self.participants if (t := getattr(p, track)))
-                for kind, track in (("audio", "mic"), ("video", "camera"))
+                for kind, track in SENT_TRACKS
+                if track != "camera_low" or self.scenario.simulcast
             },
+            layers=await self.channel.call("layers"),
         )
 
     def _result(self, before: Mark, after: Mark) -> dict[str, Any]:
@@ -489,7 +529,7 @@ class Generator:
         if conditions["generator_core_busy_pct"] > SATURATED_PCT:
             reasons.append(f"generator core {conditions['generator_core_busy_pct']:.0f}% busy")
         delivery = self._delivery(before, after)
-        if not delivery["delivered_fps_min"]:
+        if delivery.pop("silent_video_slots"):
             reasons.append("a video slot received nothing in the window")
         return {
             "forwarded_pps": round(forwarded / wall),
@@ -498,6 +538,11 @@ class Generator:
             "forwarded_packets_per_cpu_second": _ratio(forwarded, relay_cpu, 0),
             **delivery,
             **self._latency(),
+            **(
+                {"simulcast": _layer_figures(after.layers)}
+                if self.scenario.relay == "forward"
+                else {}
+            ),
             "relay_rss_mb": after.relay["rss_mb"],
             "valid": not reasons,
             "invalid_reasons": reasons,
@@ -510,20 +555,47 @@ class Generator:
         }
 
     def _delivery(self, before: Mark, after: Mark) -> dict[str, Any]:
-        """Frame rate per video slot and RTP loss (by sequence numbers) over all slots."""
+        """Frame rate per video slot, by layer, and RTP loss (by sequence numbers) over all slots.
+
+        Without simulcast every video slot is a high-layer one. With it, a slot counts for the
+        layer the relay says it carried at both ends of the window; one that changed layer (or
+        carried nothing at one end) counts for neither, only in `layer_changed_video_slots`.
+        """
         wall = after.at - before.at
-        received = expected = 0
-        fps: list[float] = []
-        for meter, start, end in zip(self.meters, before.meters, after.meters, strict=True):
+        received = expected = silent = 0
+        fps: dict[str, list[float]] = {"camera": [], "camera-low": []}
+        changed = 0
+        slots = [(p.name, t.mid, m) for p in self.participants for t, m in p.meters.items()]
+        for (name, mid, meter), start, end in zip(slots, before.meters, after.meters, strict=True):
             received += end[0] - start[0]
             expected += end[2] - start[2]
-            if meter.kind == "video":
-                fps.append((end[1] - start[1]) / wall)
-        return {
-            "delivered_fps": round(statistics.fmean(fps), 2) if fps else 0.0,
-            "delivered_fps_min": round(min(fps), 2) if fps else 0.0,
+            if meter.kind != "video":
+                continue
+            rate = (end[1] - start[1]) / wall
+            silent += not rate
+            layer = "camera"
+            if self.scenario.simulcast:
+                layer = before.layers["slots"].get(name, {}).get(mid)
+                if layer != after.layers["slots"].get(name, {}).get(mid) or layer not in fps:
+                    changed += 1
+                    continue
+            fps[layer].append(rate)
+        high, low = fps["camera"], fps["camera-low"]
+        figures: dict[str, Any] = {
+            "delivered_fps": round(statistics.fmean(high), 2) if high else 0.0,
+            "delivered_fps_min": round(min(high), 2) if high else 0.0,
             "loss_pct": _ratio(max(expected - received, 0) * 100, expected, 3),
+            "silent_video_slots": silent,
         }
+        if self.scenario.simulcast:
+            figures.update(
+                {
+                    "delivered_fps_low_layer": round(statistics.fmean(low), 2) if low else 0.0,
+                    "delivered_fps_low_layer_min": round(min(low), 2) if low else 0.0,
+                    "layer_changed_video_slots": changed,
+                }
+            )
+        return figures
 
     def _latency(self) -> dict[str, Any]:
         samples = [(m.kind, sent, ms) for m in self.meters for sent, ms in m.latencies]
@@ -614,9 +686,7 @@ class Generator:
         wall = after.at - before.at
         publishers = self.scenario.publishers
         sent = {k: (after.sent[k] - before.sent[k]) / wall / publishers for k in after.sent}
-        frames_sent = (after.sent["audio"] - before.sent["audio"]) + (
-            after.sent["video"] - before.sent["video"]
-        )
+        frames_sent = sum(after.sent[k] - before.sent[k] for k in after.sent)
         relay_received = after.relay.get("frames_received", 0) - before.relay.get(
             "frames_received", 0
         )
@@ -651,6 +721,10 @@ class Generator:
         }
 
 
+# Figures of the frames publishers sent, by the Participant attribute of their track.
+SENT_TRACKS = (("audio", "mic"), ("video", "camera"), ("video_low_layer", "camera_low"))
+
+
 @dataclass(frozen=True)
 class Mark:
     """Counters at one end of the measured window."""
@@ -665,6 +739,20 @@ class Mark:
     relay: dict[str, Any]
     meters: list[tuple[int, int, int]]
     sent: dict[str, int]
+    layers: dict[str, Any]
+    """The relay's `layers` reply (bench.relay.relay_server.Layers)."""
+
+
+def _layer_figures(layers: dict[str, Any]) -> dict[str, Any]:
+    """How many video slots carry each layer, and what a subscriber is forwarded (audio and video
+    payload, the relay's measured bitrates), at the end of the window."""
+    carried = [layer for slots in layers["slots"].values() for layer in slots.values()]
+    kbps = list(layers["kbps"].values())
+    return {
+        "high_layer_slots": carried.count("camera"),
+        "low_layer_slots": carried.count("camera-low"),
+        "forwarded_kbps_per_subscriber": round(statistics.fmean(kbps), 1) if kbps else None,
+    }
 
 
 def _core_busy(before: Mark, after: Mark, core: int) -> float | None:

@@ -1,10 +1,12 @@
 """The relay process of a relay benchmark: a lesson's relay (or two), pinned to its own core.
 
 `main()` runs in a process of its own and answers the load generator over a `Channel`:
-`negotiate` (an offer, answered), `forward` (set_forwarding), `select` (last-N on, forwarding
-relay only), `tracks` (which publisher each
-subscriber's receive slot carries, so the generator can time frames end to end), `counters`
-(RTP packets sent to subscribers so far, resident memory, the forwarder's counters) and `close`.
+`negotiate` (an offer, answered), `forward` (set_forwarding), `select` (last-N on and the pinned
+teachers, forwarding relay only), `tracks` (which publisher each subscriber's receive slot
+carries, so the generator can time frames end to end), `layers` (which simulcast layer each slot
+carries and what each subscriber is forwarded, kbit/s), `counters` (RTP packets sent to
+subscribers so far, resident memory, the forwarder's counters) and `close`. The main lesson's
+forwarder selects per subscriber unless the scenario says not (`selective`, relay-full).
 Two relays speak that protocol: `ForwardingRelay` is Homeroom's `LessonForwarder`;
 `TranscodingRelay` is the baseline, aiortc's stock `MediaRelay` (decode once, encode once per
 subscriber), offered and answered the same way. `negotiate` and `forward` may name a `lesson`
@@ -22,10 +24,10 @@ import os
 import shutil
 import signal
 import subprocess
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from multiprocessing.connection import Connection
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypedDict
 
 from aiortc import (
     RTCBundlePolicy,
@@ -49,6 +51,15 @@ TrackMap = dict[str, tuple[str, str] | None]
 MAIN_LESSON = "main"
 
 
+class Layers(TypedDict):
+    """What the relay forwards now: each slot's layer, each subscriber's kbit/s of payload."""
+
+    slots: dict[str, dict[str, str]]
+    """Participant -> mid -> the stream in the slot (`mic`, `camera`, `camera-low`, `screen`)."""
+    kbps: dict[str, float]
+    """Participant -> the measured bitrates of the streams in its slots, summed."""
+
+
 class Relay(Protocol):
     tracks: dict[str, TrackMap]
 
@@ -56,13 +67,14 @@ class Relay(Protocol):
     def forward(self, participant: str, source: Source, on: bool) -> None: ...
     def peer_connections(self) -> list[RTCPeerConnection]: ...
     def counters(self) -> dict[str, int]: ...
+    def layers(self) -> Layers: ...
     async def close(self) -> None: ...
 
 
 class ForwardingRelay:
     """Homeroom's relay: a `LessonForwarder`, its callbacks recorded."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, selective: bool = True) -> None:
         self.tracks: dict[str, TrackMap] = {}
         self.events: Counter[str] = Counter()
         self.forwarder = LessonForwarder(
@@ -70,13 +82,14 @@ class ForwardingRelay:
             on_tracks=self._on_tracks,
             on_slots_wanted=self._on_slots_wanted,
             on_speakers=self._on_speakers,
+            selective=selective,
         )
 
     def _on_speakers(self, _speakers: Sequence[str]) -> None:
         self.events["speaker_changes"] += 1
 
-    def select(self, last_n: int) -> None:
-        self.forwarder.set_selection(last_n=last_n, pinned=())
+    def select(self, last_n: int, pinned: Sequence[str]) -> None:
+        self.forwarder.set_selection(last_n=last_n, pinned=pinned)
 
     def _on_peer_state(self, _participant: str, state: PeerState) -> None:
         self.events[f"peer_{state}"] += 1
@@ -116,6 +129,17 @@ class ForwardingRelay:
             "slot_retransmissions_sent": sum(s.retransmissions_sent for s in stats.slots.values()),
             "slot_send_errors": sum(s.send_errors for s in stats.slots.values()),
         }
+
+    def layers(self) -> Layers:
+        stats = self.forwarder.stats()
+        slots: dict[str, dict[str, str]] = {}
+        kbps: defaultdict[str, float] = defaultdict(float)
+        for (participant, mid), layer in stats.layers.items():
+            slots.setdefault(participant, {})[mid] = layer
+            carried = self.tracks.get(participant, {}).get(mid)
+            source = stats.sources.get((carried[0], layer)) if carried else None
+            kbps[participant] += source.bitrate / 1000 if source else 0.0
+        return {"slots": slots, "kbps": {name: round(value, 1) for name, value in kbps.items()}}
 
     async def close(self) -> None:
         await self.forwarder.close()
@@ -183,6 +207,10 @@ class TranscodingRelay:
     def counters(self) -> dict[str, int]:
         return {}
 
+    def layers(self) -> Layers:
+        # Every slot is re-encoded from the one stream each publisher sends: no layers.
+        return {"slots": {}, "kbps": {}}
+
     async def close(self) -> None:
         for pc in self._pcs.values():
             with contextlib.suppress(Exception):
@@ -219,8 +247,8 @@ def rss_mb(pid: int | str = "self") -> float:
     return 0.0
 
 
-async def _serve(conn: Connection, mode: RelayMode) -> None:
-    relay: Relay = ForwardingRelay() if mode == "forward" else TranscodingRelay()
+async def _serve(conn: Connection, mode: RelayMode, selective: bool) -> None:
+    relay: Relay = ForwardingRelay(selective=selective) if mode == "forward" else TranscodingRelay()
     lessons: dict[str, Relay] = {MAIN_LESSON: relay}
     done = asyncio.Event()
 
@@ -241,13 +269,15 @@ async def _serve(conn: Connection, mode: RelayMode) -> None:
         if op == "select":
             if not isinstance(relay, ForwardingRelay):
                 raise ValueError("only the forwarding relay selects")
-            relay.select(args["last_n"])
+            relay.select(args["last_n"], args.get("pinned", ()))
             return None
         if op == "pace":
             pacing.configure(rate_bits_per_second=pacing.RATE_BITS_PER_SECOND if args["on"] else 0)
             return None
         if op == "tracks":
             return {name: track for r in lessons.values() for name, track in r.tracks.items()}
+        if op == "layers":
+            return relay.layers()
         if op == "counters":
             others = [r for name, r in lessons.items() if name != MAIN_LESSON]
             pacer = pacing.counters()
@@ -279,8 +309,9 @@ async def _serve(conn: Connection, mode: RelayMode) -> None:
     await asyncio.sleep(0.1)
 
 
-def main(conn: Connection, mode: RelayMode, core: int) -> None:
-    """Entry point of the relay process: pin it to `core`, serve until told to close.
+def main(conn: Connection, mode: RelayMode, core: int, selective: bool = True) -> None:
+    """Entry point of the relay process: pin it to `core`, serve until told to close
+    (`selective`: whether the main lesson's forwarder selects what each subscriber receives).
 
     With HOMEROOM_BENCH_RELAY_PROFILE=FILE the relay runs under cProfile and saves its profile
     there (cProfile's overhead inflates the CPU figures of that run). With
@@ -292,13 +323,13 @@ def main(conn: Connection, mode: RelayMode, core: int) -> None:
     sample_to = os.environ.get("HOMEROOM_BENCH_RELAY_PYSPY")
     if sample_to:
         with _sampled_by_py_spy(sample_to, core):
-            asyncio.run(_serve(conn, mode))
+            asyncio.run(_serve(conn, mode, selective))
         return
     if not profile_to:
-        asyncio.run(_serve(conn, mode))
+        asyncio.run(_serve(conn, mode, selective))
         return
     profiler = cProfile.Profile()
-    profiler.runcall(asyncio.run, _serve(conn, mode))
+    profiler.runcall(asyncio.run, _serve(conn, mode, selective))
     profiler.dump_stats(profile_to)
 
 

@@ -1,7 +1,8 @@
 """The relay benchmarks' scenarios: who publishes, who subscribes, through which relay.
 
-Every publisher sends audio and video; a subscriber offers one audio and one video receive slot
-per publisher; in a full room every publisher also subscribes to everyone else.
+Every publisher sends audio and video (with `simulcast`, its camera twice: full size and a low
+layer); a subscriber offers one audio and one video receive slot per publisher (last-N: as many as
+it receives); in a full room every publisher also subscribes to everyone else.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ class Scenario:
     one storm and off at the next, and report the storms of each (`pacing_compared`)."""
     alternate_pacing: bool = False
     """The pacer on at even storms, off at odd ones (that second run)."""
+    simulcast: bool = False
+    """Publishers also send their camera's low layer (`camera-low`): subscribers get the high
+    layer of the teacher's camera (their large tile) and the low layer of the others."""
+    teacher: bool = False
+    """The first publisher is the lesson's teacher: its camera is pinned (always received, and on
+    every subscriber's large tile)."""
+    selective: bool = True
+    """False: the relay selects nothing, every subscriber receives every publisher's sources."""
     note: str = ""
 
 
@@ -53,16 +62,19 @@ TRANSCODE_BASELINE = Scenario(
     "subscriber), run right after relay-lecture under the same conditions",
 )
 # 31 x 31 is ~100,000 packets a second into the generator: far beyond one Python core. Scaled down
-# until the generator core stays under 90 %; FULL_PARTICIPANTS says how far.
-FULL_PARTICIPANTS = 8
+# until the generator keeps up: at 12 x 12 it took 83 % of its core and lost 1 % of the packets;
+# at 10 x 10, 62 % and nothing lost. FULL_PARTICIPANTS says how far.
+FULL_PARTICIPANTS = 10
 FULL = Scenario(
     "relay-full",
     "forward",
     publishers=FULL_PARTICIPANTS,
     subscribers=0,
     publishers_subscribe=True,
+    selective=False,
     note=f"scaled down from 31 x 31 to {FULL_PARTICIPANTS} x {FULL_PARTICIPANTS}: one generator "
-    "core cannot receive 31 x 30 streams",
+    "core cannot receive 31 x 30 streams; the relay's selection is off (LessonForwarder "
+    "selective=False), so every participant receives every other's audio and video",
 )
 KEYFRAME_STORM = Scenario(
     "keyframe-storm",
@@ -78,10 +90,19 @@ KEYFRAME_STORM = Scenario(
     "the video pacer on and off at alternate storms compares them (`pacing_compared`)",
 )
 
-# 31 participants each receiving 6 videos and 3 audio streams is ~15,000 packets a second into
-# the generator: its process took 92 % of its core and the run was invalid. Scaled down until the
-# generator process stays near 60 %; GALLERY_PARTICIPANTS says how far.
-GALLERY_PARTICIPANTS = 16
+# 31 participants each receiving 6 full-size videos and 3 audio streams is ~15,000 packets a
+# second into the generator: its process took 92 % of its core and the run was invalid. Scaled down
+# until the generator process stays near 60 %; GALLERY_SINGLE_LAYER_PARTICIPANTS says how far.
+# With simulcast 5 of the 6 videos are the low layer (half the frames, a third of the bits), but
+# each publisher sends a third stream: at 31 the generator still saturated its core (84 % of it,
+# and waiting for it), at 24 it took 84 % with its core 91 % busy (invalid), at 22 79 % (valid).
+GALLERY_PARTICIPANTS = 22
+GALLERY_SINGLE_LAYER_PARTICIPANTS = 16
+_GALLERY_NOTE = (
+    "each participant publishes audio+video and receives last-N = 6 video (the teacher, "
+    "publisher-0, pinned among them) and the top-3 audio; 3 speak (RFC 6464 level -20 dBov, the "
+    "rest -127), the next 3 every 5 s"
+)
 GALLERY = Scenario(
     "relay-gallery",
     "forward",
@@ -91,14 +112,35 @@ GALLERY = Scenario(
     last_n=6,
     speakers=3,
     rotate_every=5.0,
-    note=f"scaled down from 31 to {GALLERY_PARTICIPANTS} participants (one generator core cannot "
-    "receive 31 x 9 streams), each publishing audio+video and receiving last-N = 6 video and the "
-    "top-3 audio; 3 speak (RFC 6464 level -20 dBov, the rest -127), the next 3 every 5 s",
+    simulcast=True,
+    teacher=True,
+    note=f"scaled down from 31 to {GALLERY_PARTICIPANTS} participants (with simulcast too, one "
+    "generator core cannot send 31 x 3 streams and receive 31 x 9: at 24 it was saturated); "
+    f"{_GALLERY_NOTE}; simulcast: every camera is also "
+    "sent as a low layer (320x180, 15 fps, ~150 kbit/s) and each subscriber receives the "
+    "teacher's camera (its large tile) at the high layer, the 5 others at the low layer: "
+    "delivered_fps is the high-layer slots' frame rate, delivered_fps_low_layer the low-layer "
+    "slots' (15 fps by design)",
+)
+GALLERY_SINGLE_LAYER = Scenario(
+    "relay-gallery-single-layer",
+    "forward",
+    publishers=GALLERY_SINGLE_LAYER_PARTICIPANTS,
+    subscribers=0,
+    publishers_subscribe=True,
+    last_n=6,
+    speakers=3,
+    rotate_every=5.0,
+    teacher=True,
+    note=f"relay-gallery without simulcast (every video at 640x360, 30 fps), scaled down from 31 "
+    f"to {GALLERY_SINGLE_LAYER_PARTICIPANTS} participants (one generator core cannot receive "
+    f"31 x 9 full-size streams); {_GALLERY_NOTE}",
 )
 
 # The comparison run's storms: twice as many as the main run's, half of them unpaced.
 COMPARE_STORM_EVERY = 2.0
 
 SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in (LECTURE, TRANSCODE_BASELINE, GALLERY, FULL, KEYFRAME_STORM)
+    s.name: s
+    for s in (LECTURE, TRANSCODE_BASELINE, GALLERY, GALLERY_SINGLE_LAYER, FULL, KEYFRAME_STORM)
 }
