@@ -164,7 +164,7 @@ async def test_receiver_report_statistics_count_received_and_lost_packets(pc):
 
 
 @pytest.mark.asyncio
-async def test_the_bandwidth_estimator_sees_each_video_frame_once_with_all_its_bytes(pc):
+async def test_the_bandwidth_estimator_sees_frames_at_most_every_60_ms_with_all_their_bytes(pc):
     seen: list[tuple[int, int, int]] = []
 
     class Estimator:
@@ -176,8 +176,10 @@ async def test_the_bandwidth_estimator_sees_each_video_frame_once_with_all_its_b
     await publisher.receiver.receive(VIDEO_PARAMETERS)
     await publisher.send(1, payload=bytes(1000), marker=0, abs_send_time=100, arrival=5)
     await publisher.send(2, payload=bytes(500), marker=1, abs_send_time=101, arrival=6)
+    # A frame ending within 60 ms of the last call waits: its bytes go with the next call.
     await publisher.send(3, payload=bytes(700), marker=1, abs_send_time=900, arrival=40)
-    assert seen == [(6, 101, 1500), (40, 900, 700)]
+    await publisher.send(4, payload=bytes(300), marker=1, abs_send_time=1800, arrival=70)
+    assert seen == [(6, 101, 1500), (70, 1800, 1000)]
     rembs = [p for p in publisher.rtcp if isinstance(p, RtcpPsfbPacket)]
     assert [(p.fmt, p.ssrc, p.media_ssrc) for p in rembs] == [(RTCP_PSFB_APP, RTCP_SSRC, 0)] * 2
     await publisher.receiver.stop()
