@@ -185,6 +185,8 @@ class _Publication:
     keyframe_request_pending: bool = False
     octets: int = 0
     """Payload bytes received since the bitrate was last measured."""
+    silent: bool = False
+    """Nothing arrived in the last measured interval."""
 
     @property
     def kind(self) -> Kind:
@@ -605,12 +607,18 @@ class LessonForwarder:
     # Simulcast layers
 
     def _low_layer(self, publication: _Publication) -> _Publication | None:
-        """The source's low layer, when its publisher sends one."""
+        """The source's low layer, when its publisher sends one.
+
+        A low layer that has gone silent while the high one is not (a page that names one but
+        does not send it) counts as none: its slots would wait for a keyframe that never comes.
+        """
         low_source = LOW_LAYERS.get(cast(Source, publication.source))
         if low_source is None:
             return None
         low = self._publications.get((publication.participant, low_source))
-        return low if low is not None and low.tap is not None else None
+        if low is None or low.tap is None or (low.silent and not publication.silent):
+            return None
+        return low
 
     def _staged(self, peer: _Peer) -> frozenset[str]:
         return self._pinned if peer.stage is None else peer.stage
@@ -706,6 +714,7 @@ class LessonForwarder:
             elapsed, last = now - last, now
             for publication in self._publications.values():
                 rate = publication.octets * 8 / elapsed
+                publication.silent = publication.octets == 0
                 publication.octets = 0
                 # Smoothed over ~2 s: a keyframe is a burst, not the stream's rate.
                 publication.stats.bitrate += (rate - publication.stats.bitrate) * 0.25

@@ -94,6 +94,8 @@ class SyntheticParticipant:
     """PLI/FIR received for the camera (each one also makes aiortc's encoder send a keyframe)."""
     simulcast: bool = False
     """Send the camera's low layer too (`camera-low`, LOW_WIDTH wide), as the class page does."""
+    low_layer_silent: bool = False
+    """With `simulcast`, name the low layer's transceiver in the offer but send nothing on it."""
     low_keyframe_requests: int = 0
 
     def __post_init__(self) -> None:
@@ -110,7 +112,8 @@ class SyntheticParticipant:
         self.camera_low: RTCRtpTransceiver | None = None
         if self.simulcast:
             self.camera_low = self.pc.addTransceiver(
-                PatternVideoTrack(LOW_WIDTH, LOW_HEIGHT), direction="sendonly"
+                "video" if self.low_layer_silent else PatternVideoTrack(LOW_WIDTH, LOW_HEIGHT),
+                direction="sendonly",
             )
             hook_keyframe_requests(
                 self.camera_low.sender, self._count_low_keyframe_request, chain=True

@@ -34,10 +34,17 @@ class Lesson:
         self.forwarder: LessonForwarder = self.callbacks.forwarder()
         self.participants: dict[str, SyntheticParticipant] = {}
 
-    async def publisher(self, name: str, *, simulcast: bool = True) -> SyntheticParticipant:
+    async def publisher(
+        self, name: str, *, simulcast: bool = True, low_layer_silent: bool = False
+    ) -> SyntheticParticipant:
         self.forwarder.set_forwarding(name, "camera", True)
         participant = SyntheticParticipant(
-            name, send_audio=False, simulcast=simulcast, audio_slots=0, video_slots=0
+            name,
+            send_audio=False,
+            simulcast=simulcast,
+            low_layer_silent=low_layer_silent,
+            audio_slots=0,
+            video_slots=0,
         )
         return await self._join(participant)
 
@@ -225,3 +232,13 @@ async def test_the_relay_estimates_a_publishers_bandwidth_for_both_layers_at_onc
     await wait_for(lambda: bool(heard["camera"] and heard["camera-low"]), within=10)
     # From the first: two estimators would have estimated two different streams.
     assert heard["camera"][0] == heard["camera-low"][0]
+
+
+async def test_a_low_layer_named_but_never_sent_leaves_thumbnails_on_the_high_one(lesson):
+    await lesson.publisher("teacher")
+    await lesson.publisher("pupil", low_layer_silent=True)
+    await lesson.subscriber("watcher")
+    # The thumbnail first waits on the silent layer; once that is measured silent, the high one.
+    await wait_for(lambda: lesson.width("watcher", "pupil") == HIGH, within=10)
+    assert lesson.layer("watcher", "pupil") == "camera"
+    assert lesson.layer("watcher", "teacher") == "camera"
