@@ -187,12 +187,16 @@ static PyObject *Slot_configure(Slot *self, PyObject *args) {
                           &audio_level_at)) {
         return NULL;
     }
-    if (template.len < 12 || template.len > MAX_HEADER || abs_send_time_at + 3 > template.len ||
+    if (template.len < 12 || template.len > MAX_HEADER || abs_send_time_at < 0 ||
+        audio_level_at < 0 || abs_send_time_at + 3 > template.len ||
         audio_level_at >= template.len) {
         PyBuffer_Release(&template);
         PyErr_SetString(PyExc_ValueError, "bad RTP header template");
         return NULL;
     }
+    /* Waiting datagrams were written from the old template: they would be stamped at the new
+     * offsets. A sender starts once; this only matters if that ever changes. */
+    drop_queued(self);
     memcpy(self->template, template.buf, (size_t)template.len);
     self->header_size = (int)template.len;
     PyBuffer_Release(&template);
@@ -820,7 +824,8 @@ static PyObject *unprotect_rtp(PyObject *module, PyObject *args) {
             Py_RETURN_NONE;
         }
     }
-    if (length < position) {
+    /* A payload the fan-out loop could not forward is refused here, once, not on every slot. */
+    if (length < position || length - position - padding > BUFFER_SIZE - MAX_HEADER - TRAILER) {
         Py_RETURN_NONE;
     }
     return Py_BuildValue("iiIIky#ill", buffer[1] & 0x7F, buffer[1] >> 7,
