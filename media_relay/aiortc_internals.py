@@ -49,7 +49,7 @@ import queue
 import socket
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -201,19 +201,18 @@ class ReceiverTap:
         await self._receiver._send_rtcp_pli(ssrc)
         return True
 
-    async def send_bandwidth_estimate(self, bitrate: int) -> bool:
-        """Send the publisher a REMB of `bitrate` bits per second naming its stream, as a
-        browser's receiver does; False when no media has arrived yet."""
-        ssrc = self.media_ssrc
+    async def send_bandwidth_estimate(self, bitrate: int, ssrcs: Sequence[int]) -> bool:
+        """Send the remote peer a REMB of `bitrate` bits per second naming `ssrcs`, as a
+        browser's receiver does for its whole connection; False before the RTCP SSRC is set."""
         rtcp_ssrc = _require_instance_attribute(self._receiver, _RTCP_SSRC)
-        if ssrc is None or rtcp_ssrc is None:
+        if rtcp_ssrc is None:
             return False
         await self._receiver._send_rtcp(
             RtcpPsfbPacket(
                 fmt=RTCP_PSFB_APP,
                 ssrc=rtcp_ssrc,
                 media_ssrc=0,
-                fci=pack_remb_fci(bitrate, [ssrc]),
+                fci=pack_remb_fci(bitrate, list(ssrcs)),
             )
         )
         return True
@@ -620,8 +619,11 @@ def hook_retransmissions(sender: RTCRtpSender, on_nack: Callable[[int], object])
     sender._retransmit = retransmit  # type: ignore[method-assign]
 
 
-def hook_bandwidth_estimates(sender: RTCRtpSender, on_estimate: Callable[[int], None]) -> None:
-    """Call `on_estimate(bits_per_second)` for each REMB the remote peer sends naming the sender.
+def hook_bandwidth_estimates(
+    sender: RTCRtpSender, on_estimate: Callable[[int, Sequence[int]], None]
+) -> None:
+    """Call `on_estimate(bits_per_second, ssrcs)` for each REMB the remote peer sends naming the
+    sender (`ssrcs`: every stream it names).
 
     A browser's REMB is its estimate of what its whole downlink from the relay can carry (it names
     every SSRC it receives), which the relay uses to choose simulcast layers. aiortc itself only
@@ -637,7 +639,7 @@ def hook_bandwidth_estimates(sender: RTCRtpSender, on_estimate: Callable[[int], 
             except ValueError:
                 return
             if ssrc in ssrcs:
-                on_estimate(bitrate)
+                on_estimate(bitrate, ssrcs)
             return
         await original(packet)
 

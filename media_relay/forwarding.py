@@ -223,6 +223,8 @@ class _Peer:
     estimate: int | None = None
     """The latest REMB from the participant's browser (bits per second) and when it came."""
     estimate_at: float = float("-inf")
+    estimate_peak: int = 0
+    """The highest estimate since the large tile last fell back (or since the first)."""
     estimate_falling: bool = False
     constrained_until: float = float("-inf")
     """Until then the participant's large tile stays on the low layer (its path was congested)."""
@@ -407,7 +409,7 @@ class LessonForwarder:
                 transceiver.sender, lambda: self._on_subscriber_keyframe_request(peer, mid)
             )
             hook_bandwidth_estimates(
-                transceiver.sender, lambda bitrate: self._on_estimate(peer, bitrate)
+                transceiver.sender, lambda bitrate, ssrcs: self._on_estimate(peer, bitrate, ssrcs)
             )
             peer.roles[mid] = kind
         else:
@@ -657,6 +659,9 @@ class LessonForwarder:
             peer.retry_after = RETRY_AFTER
         peer.constrained_until = now + peer.retry_after
         peer.last_try = peer.constrained_until
+        # What fell before the fall-back says nothing about the try after it.
+        peer.estimate_peak = peer.estimate
+        peer.estimate_falling = False
 
     def _choose_layers(self) -> None:
         """Move every camera slot to the layer it should carry (at the new layer's keyframe)."""
@@ -695,14 +700,22 @@ class LessonForwarder:
             layer.fanout.append(slot.output.slot)
         layer.switching.clear()
 
-    def _on_estimate(self, peer: _Peer, bitrate: int) -> None:
+    def _on_estimate(self, peer: _Peer, bitrate: int, ssrcs: Sequence[int]) -> None:
+        """A REMB from the participant's browser, naming `ssrcs` (each slot's sender hears it)."""
+        named = set(ssrcs)
+        # A browser's REMB names every stream it receives: it is the whole downlink's estimate.
+        # One naming fewer streams than the slots that carry one is not (aiortc's receivers send
+        # one per stream).
+        if any(
+            slot.layer is not None and slot.output.ssrc not in named for slot in peer.slots.values()
+        ):
+            return
         peer.estimate_at = time.monotonic()
-        # A browser names every slot in one REMB: each slot's sender reports the same estimate.
         if bitrate == peer.estimate:
             return
-        peer.estimate_falling = (
-            peer.estimate is not None and bitrate < peer.estimate * FALLING_BELOW
-        )
+        # Against the highest since the last fall-back: a slow slide is a fall too.
+        peer.estimate_peak = max(peer.estimate_peak, bitrate)
+        peer.estimate_falling = bitrate < peer.estimate_peak * FALLING_BELOW
         peer.estimate = bitrate
 
     async def _measure_layers(self) -> None:

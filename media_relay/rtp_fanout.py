@@ -115,6 +115,11 @@ class SlotOutput:
         self._retransmissions = 0
 
     @property
+    def ssrc(self) -> int:
+        """The subscriber's sender's SSRC: what the subscriber's RTCP names this slot by."""
+        return self._leg.ssrc
+
+    @property
     def ready(self) -> bool:
         """The subscriber's sender has started: payload types and extension ids are known."""
         return bool(self.slot.ready)

@@ -190,10 +190,11 @@ class SyntheticParticipant:
     async def estimate_bandwidth(self, bitrate: int) -> None:
         """Tell the relay this participant's downlink carries `bitrate` bits per second (a REMB
         naming every slot, as a browser sends), instead of aiortc's own estimates."""
-        for transceiver, tap in self.taps.items():
+        for transceiver in self.taps:
             # aiortc's receivers send their own estimates, which would overwrite this one.
             setattr(transceiver.receiver, "_RTCRtpReceiver__remote_bitrate_estimator", None)  # noqa: B010
-            await tap.send_bandwidth_estimate(bitrate)
+        ssrcs = [tap.media_ssrc for tap in self.taps.values() if tap.media_ssrc is not None]
+        await next(iter(self.taps.values())).send_bandwidth_estimate(bitrate, ssrcs)
 
     def _transceiver(self, mid: str) -> RTCRtpTransceiver:
         return next(t for t in self.receptions if t.mid == mid)

@@ -7,7 +7,8 @@ decode say which layer reached them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 import pytest_asyncio
@@ -178,6 +179,23 @@ async def test_a_congested_path_puts_the_large_tile_on_the_low_layer_then_tries_
     await watcher.estimate_bandwidth(10_000)
     await wait_for(lambda: lesson.width("watcher", "teacher") == HIGH, within=10)
     assert lesson.layer("watcher", "pupil") == "camera-low"
+    await watcher.estimate_bandwidth(20_000)
+    await asyncio.sleep(1.5)
+    assert lesson.layer("watcher", "teacher") == "camera"
+
+
+async def test_an_estimate_of_some_streams_only_says_nothing_of_the_downlink(lesson):
+    """aiortc's receivers send a REMB per stream; a browser's names every stream it receives."""
+    await class_of_two(lesson)
+    await wait_for(lambda: lesson.forwarder.stats().sources[("teacher", "camera")].bitrate > 0)
+    watcher = lesson.participants["watcher"]
+    await watcher.estimate_bandwidth(50_000_000)
+    teacher_slot = next(t for t in watcher.taps if t.mid == lesson.mid("watcher", "teacher"))
+    ssrc = watcher.taps[teacher_slot].media_ssrc
+    assert ssrc is not None
+    await watcher.taps[teacher_slot].send_bandwidth_estimate(5_000, [ssrc])
+    await asyncio.sleep(1.5)
+    assert lesson.layer("watcher", "teacher") == "camera"
 
 
 async def test_a_muted_camera_sends_neither_layer(lesson):
@@ -226,8 +244,12 @@ async def test_the_relay_estimates_a_publishers_bandwidth_for_both_layers_at_onc
     publisher = await lesson.publisher("teacher")
     assert publisher.camera_low is not None
     heard: dict[str, list[int]] = {"camera": [], "camera-low": []}
+
+    def hear(layer: str) -> Callable[[int, Sequence[int]], None]:
+        return lambda bitrate, _ssrcs: heard[layer].append(bitrate)
+
     for layer, transceiver in (("camera", publisher.camera), ("camera-low", publisher.camera_low)):
-        hook_bandwidth_estimates(transceiver.sender, heard[layer].append)
+        hook_bandwidth_estimates(transceiver.sender, hear(layer))
     await lesson.subscriber("watcher")
     await wait_for(lambda: bool(heard["camera"] and heard["camera-low"]), within=10)
     # From the first: two estimators would have estimated two different streams.
