@@ -272,9 +272,10 @@ async def test_once_routed_a_publishers_packets_skip_aiortcs_queue_and_still_cou
 
 
 def _extension_maps() -> list[HeaderExtensionsMap]:
-    """Extension ids as browsers negotiate them, and ones only a two-byte header can carry."""
+    """Extension ids as browsers negotiate them, and ids over 14, which only a two-byte header
+    (RFC 8285) can carry."""
     maps = []
-    for mid, abs_send_time, audio_level in ((1, 2, 3), (4, 3, 1), (9, 14, 12)):
+    for mid, abs_send_time, audio_level in ((1, 2, 3), (4, 3, 1), (9, 14, 12), (15, 200, 31)):
         extensions = HeaderExtensionsMap()
         extensions.configure(
             RTCRtpParameters(
@@ -345,3 +346,31 @@ def test_the_compiled_ingest_reads_what_pylibsrtp_and_aiortcs_parser_read():
         forged = protect.protect(RtpPacket(sequence_number=sequence, ssrc=1).serialize())
         assert unprotect_rtp(context, unprotect, bytes(tampered), 0, 0) is None
         assert unprotect_rtp(context, unprotect, forged[:11], 0, 0) is None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param(b"\xa0\x60\x00\x01" + bytes(8) + b"pay\x00", id="padding of 0"),
+        pytest.param(b"\xa0\x60\x00\x01" + bytes(8) + b"pay\x09", id="padding past the header"),
+    ],
+)
+def test_the_compiled_ingest_drops_authenticated_datagrams_that_are_not_valid_rtp(header):
+    """What a hostile publisher can send once its SRTP is right: refused, not read past.
+
+    (libsrtp itself refuses to protect or unprotect headers whose CSRCs or extension run past
+    the end, so only the padding byte, which it does not read, gets this far.)
+    """
+    key = bytes(range(30))
+    protect = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    inbound = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    ffi, lib = srtp_binding.ffi, srtp_binding.lib
+    context = int(ffi.cast("uintptr_t", inbound._srtp[0]))
+    unprotect = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect")))
+    datagram = protect.protect(header)
+    # Authentic: pylibsrtp hands it on; aiortc's parser refuses it, and so does ours.
+    with pytest.raises(ValueError, match="padding"):
+        RtpPacket.parse(
+            Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND)).unprotect(datagram)
+        )
+    assert unprotect_rtp(context, unprotect, datagram, 2, 3) is None
