@@ -13,6 +13,8 @@ They run on a throwaway SQLite database (or on DATABASE_URL when set) and never 
 - `relay-lecture`, `relay-gallery`, `relay-gallery-single-layer`, `relay-full`,
   `relay-transcode-baseline`, `keyframe-storm`, `join-storm`: the forwarding relay under load
   from aiortc peers in another process (bench/relay/, issue 6).
+- `udp-send-floor`: a bare UDP send loop's CPU per 1,200-byte datagram on loopback, the floor
+  under the relay's packets per CPU-second on this machine (bench/send_floor.py).
 - `live-join`: in Chromium against a real daphne, a third participant joins the live lesson ten
   times: click-to-first-remote-frame p50/p95 and the relay's CPU (bench/live_join.py).
 """
@@ -168,6 +170,12 @@ def bench_live_join(seconds: float) -> dict[str, Any]:
     return run(seconds)
 
 
+def bench_udp_send_floor(seconds: float) -> dict[str, Any]:
+    from send_floor import bench_udp_send_floor as run  # bench/ is the script's folder
+
+    return run(seconds)
+
+
 def bench_timetable(seconds: float) -> dict[str, Any]:
     from timetable import bench_timetable as run  # bench/ is the script's folder, first on sys.path
 
@@ -191,6 +199,7 @@ BENCHMARKS: dict[str, Callable[[float], dict[str, Any]]] = {
     "live-join": bench_live_join,
     "roster": bench_roster,
     "timetable": bench_timetable,
+    "udp-send-floor": bench_udp_send_floor,
     **_relay_benchmarks(),
 }
 
