@@ -703,11 +703,12 @@ class LessonForwarder:
     def _on_estimate(self, peer: _Peer, bitrate: int, ssrcs: Sequence[int]) -> None:
         """A REMB from the participant's browser, naming `ssrcs` (each slot's sender hears it)."""
         named = set(ssrcs)
-        # A browser's REMB names every stream it receives: it is the whole downlink's estimate.
-        # One naming fewer streams than the slots that carry one is not (aiortc's receivers send
-        # one per stream).
+        # A browser's REMB names every video stream it receives (those with abs-send-time): it is
+        # the whole downlink's estimate. One naming fewer is not (aiortc's receivers send one per
+        # stream).
         if any(
-            slot.layer is not None and slot.output.ssrc not in named for slot in peer.slots.values()
+            slot.kind == "video" and slot.layer is not None and slot.output.ssrc not in named
+            for slot in peer.slots.values()
         ):
             return
         peer.estimate_at = time.monotonic()

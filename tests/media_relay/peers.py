@@ -188,12 +188,17 @@ class SyntheticParticipant:
         return await self.taps[self._transceiver(mid)].request_keyframe()
 
     async def estimate_bandwidth(self, bitrate: int) -> None:
-        """Tell the relay this participant's downlink carries `bitrate` bits per second (a REMB
-        naming every slot, as a browser sends), instead of aiortc's own estimates."""
+        """Tell the relay this participant's downlink carries `bitrate` bits per second (one REMB
+        naming every video slot, as a browser sends), instead of aiortc's own estimates."""
         for transceiver in self.taps:
             # aiortc's receivers send their own estimates, which would overwrite this one.
             setattr(transceiver.receiver, "_RTCRtpReceiver__remote_bitrate_estimator", None)  # noqa: B010
-        ssrcs = [tap.media_ssrc for tap in self.taps.values() if tap.media_ssrc is not None]
+        # Browsers estimate from abs-send-time, which only video carries: audio goes unnamed.
+        ssrcs = [
+            tap.media_ssrc
+            for transceiver, tap in self.taps.items()
+            if transceiver.kind == "video" and tap.media_ssrc is not None
+        ]
         await next(iter(self.taps.values())).send_bandwidth_estimate(bitrate, ssrcs)
 
     def _transceiver(self, mid: str) -> RTCRtpTransceiver:

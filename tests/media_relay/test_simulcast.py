@@ -39,9 +39,9 @@ class Lesson:
         self, name: str, *, simulcast: bool = True, low_layer_silent: bool = False
     ) -> SyntheticParticipant:
         self.forwarder.set_forwarding(name, "camera", True)
+        self.forwarder.set_forwarding(name, "mic", True)
         participant = SyntheticParticipant(
             name,
-            send_audio=False,
             simulcast=simulcast,
             low_layer_silent=low_layer_silent,
             audio_slots=0,
@@ -51,7 +51,7 @@ class Lesson:
 
     async def subscriber(self, name: str) -> SyntheticParticipant:
         participant = SyntheticParticipant(
-            name, send_audio=False, send_video=False, audio_slots=0, video_slots=3
+            name, send_audio=False, send_video=False, audio_slots=2, video_slots=3
         )
         return await self._join(participant)
 
@@ -114,7 +114,9 @@ async def test_the_large_tile_gets_the_high_layer_and_thumbnails_the_low(lesson)
     # A layer is a picture of the source, not a source of its own: the page sees two cameras.
     assert sorted(t for t in lesson.callbacks.tracks["watcher"].values() if t) == [
         ("pupil", "camera"),
+        ("pupil", "mic"),
         ("teacher", "camera"),
+        ("teacher", "mic"),
     ]
 
 
