@@ -99,6 +99,8 @@ ESTIMATE_STALE = 5.0
 # is still catching up with a layer just switched to.
 CONGESTED_BELOW = 0.9
 FALLING_BELOW = 0.95
+# A single dip (a busy machine's delays look like a queue to a browser) is not congestion.
+CONGESTED_FOR = 1.0
 # After falling back to the low layer for want of bandwidth, the high layer is tried again after
 # this long, then twice as long after each fall within a minute of a try, up to the maximum: the
 # estimate cannot rise much above what the subscriber receives, so trying is the only probe.
@@ -226,6 +228,7 @@ class _Peer:
     estimate_peak: int = 0
     """The highest estimate since the large tile last fell back (or since the first)."""
     estimate_falling: bool = False
+    congested_since: float | None = None
     constrained_until: float = float("-inf")
     """Until then the participant's large tile stays on the low layer (its path was congested)."""
     retry_after: float = RETRY_AFTER
@@ -638,20 +641,26 @@ class LessonForwarder:
     def _follow_bandwidth(self, peer: _Peer, now: float) -> None:
         """Fall back to the low layer on the large tile while the subscriber's path is congested.
 
-        Congested: its browser's recent estimate fell, below what its slots carry now (their
-        layers' measured bitrates). No estimate (none yet, or an old one) says nothing.
+        Congested: its browser's recent estimate fell, below what its video slots carry now (their
+        layers' measured bitrates), and stayed so for `CONGESTED_FOR`. No estimate (none yet, or
+        an old one) says nothing.
         """
-        if (
-            peer.estimate is None
-            or not peer.estimate_falling
-            or now - peer.estimate_at > ESTIMATE_STALE
-        ):
+        if now < peer.constrained_until:
             return
-        needed = sum(
-            slot.layer.stats.bitrate for slot in peer.slots.values() if slot.layer is not None
+        carried = sum(
+            slot.layer.stats.bitrate
+            for slot in peer.slots.values()
+            if slot.kind == "video" and slot.layer is not None
         )
-        if now < peer.constrained_until or peer.estimate >= needed * CONGESTED_BELOW:
+        estimate = peer.estimate if now - peer.estimate_at <= ESTIMATE_STALE else None
+        if estimate is None or not peer.estimate_falling or estimate >= carried * CONGESTED_BELOW:
+            peer.congested_since = None
             return
+        if peer.congested_since is None:
+            peer.congested_since = now
+        if now - peer.congested_since < CONGESTED_FOR:
+            return
+        peer.congested_since = None
         # A fall soon after a try means the path still cannot carry the high layer.
         if now - peer.last_try < 60.0:
             peer.retry_after = min(peer.retry_after * 2, RETRY_AFTER_MAX)
@@ -660,7 +669,7 @@ class LessonForwarder:
         peer.constrained_until = now + peer.retry_after
         peer.last_try = peer.constrained_until
         # What fell before the fall-back says nothing about the try after it.
-        peer.estimate_peak = peer.estimate
+        peer.estimate_peak = estimate
         peer.estimate_falling = False
 
     def _choose_layers(self) -> None:

@@ -266,3 +266,17 @@ async def test_a_low_layer_named_but_never_sent_leaves_thumbnails_on_the_high_on
     await wait_for(lambda: lesson.width("watcher", "pupil") == HIGH, within=10)
     assert lesson.layer("watcher", "pupil") == "camera"
     assert lesson.layer("watcher", "teacher") == "camera"
+
+
+async def test_a_dip_shorter_than_a_second_is_not_congestion(lesson):
+    """A busy machine delays packets now and then, and a browser's estimate dips for it."""
+    await class_of_two(lesson)
+    await wait_for(lambda: lesson.forwarder.stats().sources[("teacher", "camera")].bitrate > 0)
+    watcher = lesson.participants["watcher"]
+    await watcher.estimate_bandwidth(50_000_000)
+    for _ in range(3):
+        await watcher.estimate_bandwidth(5_000)
+        await asyncio.sleep(0.3)
+        await watcher.estimate_bandwidth(50_000_000)
+        await asyncio.sleep(0.7)
+    assert lesson.layer("watcher", "teacher") == "camera"
