@@ -287,3 +287,35 @@ class RecordedCallbacks:
             ),
             None,
         )
+
+
+class SyntheticLesson:
+    """A forwarder, its recorded callbacks, and the synthetic participants that joined it.
+
+    The relay tests' lessons build on it; `forwarder` may be given when a test needs other
+    callbacks or options than `RecordedCallbacks.forwarder()` makes.
+    """
+
+    def __init__(
+        self, callbacks: RecordedCallbacks | None = None, forwarder: LessonForwarder | None = None
+    ) -> None:
+        self.callbacks = callbacks or RecordedCallbacks()
+        self.forwarder = forwarder or self.callbacks.forwarder()
+        self.participants: dict[str, SyntheticParticipant] = {}
+
+    async def add(self, participant: SyntheticParticipant) -> SyntheticParticipant:
+        """The participant offers to the relay and applies its answer."""
+        self.participants[participant.name] = participant
+        await participant.join(self.forwarder)
+        return participant
+
+    def mid(self, subscriber: str, publisher: str, source: str) -> str:
+        """The subscriber's receive slot carrying the publisher's source."""
+        mid = self.callbacks.mid_carrying(subscriber, publisher, source)
+        assert mid is not None, f"{subscriber} has no slot with {publisher}'s {source}"
+        return mid
+
+    async def close(self) -> None:
+        for participant in self.participants.values():
+            await participant.close()
+        await self.forwarder.close()

@@ -18,40 +18,29 @@ from media_relay.forwarding import (
     KEYFRAME_REQUEST_INTERVAL,
     NegotiationError,
 )
-from tests.media_relay.peers import RecordedCallbacks, SyntheticParticipant, wait_for
+from tests.media_relay.peers import (
+    RecordedCallbacks,
+    SyntheticLesson,
+    SyntheticParticipant,
+    wait_for,
+)
 
 
-class Lesson:
-    """A forwarder, its recorded callbacks, and the synthetic participants that joined it."""
-
+class Lesson(SyntheticLesson):
     def __init__(self, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
-        self.callbacks = RecordedCallbacks()
-        self.forwarder = self.callbacks.forwarder(connect_timeout=connect_timeout)
-        self.participants: dict[str, SyntheticParticipant] = {}
+        callbacks = RecordedCallbacks()
+        super().__init__(callbacks, callbacks.forwarder(connect_timeout=connect_timeout))
 
     async def join(self, name: str, *forwarding: str, **options: int) -> SyntheticParticipant:
         """A participant joins; its listed sources (mic, camera) are forwarded."""
         for source in forwarding:
             self.forwarder.set_forwarding(name, source, True)  # type: ignore[arg-type]
-        participant = SyntheticParticipant(name, **options)  # type: ignore[arg-type]
-        self.participants[name] = participant
-        await participant.join(self.forwarder)
-        return participant
-
-    def mid(self, subscriber: str, publisher: str, source: str) -> str:
-        mid = self.callbacks.mid_carrying(subscriber, publisher, source)
-        assert mid is not None, f"{subscriber} has no slot with {publisher}'s {source}"
-        return mid
+        return await self.add(SyntheticParticipant(name, **options))  # type: ignore[arg-type]
 
     def decoded(self, subscriber: str, publisher: str, source: str) -> Callable[[], int]:
         """How many frames of the publisher's source the subscriber has decoded so far."""
         reception = self.participants[subscriber].reception(self.mid(subscriber, publisher, source))
         return lambda: reception.decoded_frames
-
-    async def close(self) -> None:
-        for participant in self.participants.values():
-            await participant.close()
-        await self.forwarder.close()
 
 
 @pytest_asyncio.fixture

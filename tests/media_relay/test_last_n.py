@@ -16,7 +16,12 @@ from aiortc.mediastreams import AudioStreamTrack
 
 from media_relay.forwarding import SLOT_HEADROOM, LessonForwarder
 from media_relay.rtp_fanout import SlotStats
-from tests.media_relay.peers import RecordedCallbacks, SyntheticParticipant, wait_for
+from tests.media_relay.peers import (
+    RecordedCallbacks,
+    SyntheticLesson,
+    SyntheticParticipant,
+    wait_for,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -32,17 +37,17 @@ class LoudTrack(AudioStreamTrack):
         return frame
 
 
-class Lesson:
+class Lesson(SyntheticLesson):
     def __init__(self) -> None:
-        self.callbacks = RecordedCallbacks()
+        callbacks = RecordedCallbacks()
         self.speakers: list[tuple[str, ...]] = []
-        self.forwarder = LessonForwarder(
-            on_peer_state=self.callbacks.on_peer_state,
-            on_tracks=self.callbacks.on_tracks,
-            on_slots_wanted=self.callbacks.on_slots_wanted,
+        forwarder = LessonForwarder(
+            on_peer_state=callbacks.on_peer_state,
+            on_tracks=callbacks.on_tracks,
+            on_slots_wanted=callbacks.on_slots_wanted,
             on_speakers=self._on_speakers,
         )
-        self.participants: dict[str, SyntheticParticipant] = {}
+        super().__init__(callbacks, forwarder)
 
     def _on_speakers(self, speakers: Sequence[str]) -> None:
         self.speakers.append(tuple(speakers))
@@ -51,32 +56,21 @@ class Lesson:
         self.forwarder.set_forwarding(name, "mic", True)
         self.forwarder.set_forwarding(name, "camera", True)
         # Publishers receive nothing here, so that all the relay forwards is for the subscribers.
-        return await self._join(SyntheticParticipant(name, audio_slots=0, video_slots=0))
-
-    async def _join(self, participant: SyntheticParticipant) -> SyntheticParticipant:
-        self.participants[participant.name] = participant
-        await participant.join(self.forwarder)
-        return participant
+        return await self.add(SyntheticParticipant(name, audio_slots=0, video_slots=0))
 
     async def subscriber(self, name: str) -> SyntheticParticipant:
         audio, video = self.forwarder.slots_wanted(name)
         participant = SyntheticParticipant(
             name, send_audio=False, send_video=False, audio_slots=audio, video_slots=video
         )
-        return await self._join(participant)
+        return await self.add(participant)
 
     def carried(self, subscriber: str) -> set[tuple[str, str]]:
         return {track for track in self.callbacks.tracks[subscriber].values() if track}
 
     def decoded(self, subscriber: str, publisher: str, source: str) -> int:
-        mid = self.callbacks.mid_carrying(subscriber, publisher, source)
-        assert mid is not None
+        mid = self.mid(subscriber, publisher, source)
         return self.participants[subscriber].reception(mid).decoded_frames
-
-    async def close(self) -> None:
-        for participant in self.participants.values():
-            await participant.close()
-        await self.forwarder.close()
 
 
 @pytest_asyncio.fixture

@@ -16,8 +16,8 @@ import pytest
 import pytest_asyncio
 from aiortc.rtp import RtpPacket, is_rtcp
 
-from media_relay.forwarding import LessonForwarder, Source
-from tests.media_relay.peers import RecordedCallbacks, SyntheticParticipant, wait_for
+from media_relay.forwarding import Source
+from tests.media_relay.peers import SyntheticLesson, SyntheticParticipant, wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -87,31 +87,14 @@ def vp8_payload_types(sdp: str, mid: str) -> tuple[int, int]:
     raise AssertionError(f"no media section {mid!r}")
 
 
-class Lesson:
-    """A forwarder and the synthetic participants that joined it."""
-
-    def __init__(self) -> None:
-        self.callbacks = RecordedCallbacks()
-        self.forwarder: LessonForwarder = self.callbacks.forwarder()
-        self.participants: list[SyntheticParticipant] = []
-
+class Lesson(SyntheticLesson):
     async def join(self, name: str, *forwarding: Source) -> SyntheticParticipant:
         for source in forwarding:
             self.forwarder.set_forwarding(name, source, True)
-        participant = SyntheticParticipant(name, send_audio=False)
-        self.participants.append(participant)
-        await participant.join(self.forwarder)
-        return participant
+        return await self.add(SyntheticParticipant(name, send_audio=False))
 
     def camera_slot(self, subscriber: str, publisher: str) -> str:
-        mid = self.callbacks.mid_carrying(subscriber, publisher, "camera")
-        assert mid is not None, f"{subscriber} has no slot with {publisher}'s camera"
-        return mid
-
-    async def close(self) -> None:
-        for participant in self.participants:
-            await participant.close()
-        await self.forwarder.close()
+        return self.mid(subscriber, publisher, "camera")
 
 
 @pytest_asyncio.fixture

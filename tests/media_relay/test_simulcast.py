@@ -15,11 +15,10 @@ import pytest_asyncio
 
 from media_relay import forwarding
 from media_relay.aiortc_internals import hook_bandwidth_estimates
-from media_relay.forwarding import LessonForwarder
 from tests.media_relay.peers import (
     LOW_WIDTH,
     WIDTH,
-    RecordedCallbacks,
+    SyntheticLesson,
     SyntheticParticipant,
     wait_for,
 )
@@ -29,12 +28,7 @@ pytestmark = pytest.mark.asyncio
 HIGH, LOW = WIDTH, LOW_WIDTH
 
 
-class Lesson:
-    def __init__(self) -> None:
-        self.callbacks = RecordedCallbacks()
-        self.forwarder: LessonForwarder = self.callbacks.forwarder()
-        self.participants: dict[str, SyntheticParticipant] = {}
-
+class Lesson(SyntheticLesson):
     async def publisher(
         self, name: str, *, simulcast: bool = True, low_layer_silent: bool = False
     ) -> SyntheticParticipant:
@@ -47,39 +41,27 @@ class Lesson:
             audio_slots=0,
             video_slots=0,
         )
-        return await self._join(participant)
+        return await self.add(participant)
 
     async def subscriber(self, name: str) -> SyntheticParticipant:
         participant = SyntheticParticipant(
             name, send_audio=False, send_video=False, audio_slots=2, video_slots=3
         )
-        return await self._join(participant)
+        return await self.add(participant)
 
-    async def _join(self, participant: SyntheticParticipant) -> SyntheticParticipant:
-        self.participants[participant.name] = participant
-        await participant.join(self.forwarder)
-        return participant
-
-    def mid(self, subscriber: str, publisher: str) -> str:
-        mid = self.callbacks.mid_carrying(subscriber, publisher, "camera")
-        assert mid is not None, f"{subscriber} receives no camera of {publisher}"
-        return mid
+    def camera_mid(self, subscriber: str, publisher: str) -> str:
+        return self.mid(subscriber, publisher, "camera")
 
     def width(self, subscriber: str, publisher: str) -> int | None:
-        reception = self.participants[subscriber].reception(self.mid(subscriber, publisher))
+        reception = self.participants[subscriber].reception(self.camera_mid(subscriber, publisher))
         return reception.decoded_width
 
     def layer(self, subscriber: str, publisher: str) -> str:
-        return self.forwarder.stats().layers[(subscriber, self.mid(subscriber, publisher))]
+        return self.forwarder.stats().layers[(subscriber, self.camera_mid(subscriber, publisher))]
 
     def decoded(self, subscriber: str, publisher: str) -> int:
-        mid = self.mid(subscriber, publisher)
+        mid = self.camera_mid(subscriber, publisher)
         return self.participants[subscriber].reception(mid).decoded_frames
-
-    async def close(self) -> None:
-        for participant in self.participants.values():
-            await participant.close()
-        await self.forwarder.close()
 
 
 @pytest_asyncio.fixture
@@ -102,6 +84,20 @@ async def class_of_two(lesson: Lesson) -> None:
         ),
         within=10,
     )
+
+
+async def measured_class_of_two(lesson: Lesson) -> SyntheticParticipant:
+    """`class_of_two` once the relay has measured every layer's bitrate (twice a second): what
+    a subscriber's estimate is compared with. Returns the watcher."""
+    await class_of_two(lesson)
+    await wait_for(
+        lambda: all(
+            lesson.forwarder.stats().sources[(publisher, layer)].bitrate > 0
+            for publisher in ("teacher", "pupil")
+            for layer in ("camera", "camera-low")
+        )
+    )
+    return lesson.participants["watcher"]
 
 
 async def test_the_large_tile_gets_the_high_layer_and_thumbnails_the_low(lesson):
@@ -142,7 +138,7 @@ async def test_a_new_stage_switches_layers_at_keyframes_without_a_gap(lesson):
     # with a keyframe: the decoder never saw a delta frame of a layer it had not started.
     stats = lesson.forwarder.stats().slots
     for publisher in ("teacher", "pupil"):
-        first = stats[("watcher", lesson.mid("watcher", publisher))].first_frame_keyframe
+        first = stats[("watcher", lesson.camera_mid("watcher", publisher))].first_frame_keyframe
         assert len(first) == 2
         assert all(first)
     decoded = lesson.decoded("watcher", "pupil")
@@ -160,16 +156,7 @@ async def test_a_congested_path_puts_the_large_tile_on_the_low_layer_then_tries_
     lesson, monkeypatch
 ):
     monkeypatch.setattr(forwarding, "RETRY_AFTER", 1.0)
-    await class_of_two(lesson)
-    watcher = lesson.participants["watcher"]
-    # The layers' bitrates are measured twice a second: wait until they are known.
-    await wait_for(
-        lambda: all(
-            lesson.forwarder.stats().sources[(publisher, layer)].bitrate > 0
-            for publisher in ("teacher", "pupil")
-            for layer in ("camera", "camera-low")
-        )
-    )
+    watcher = await measured_class_of_two(lesson)
 
     # Plenty, then far less than the two layers it receives: its path is congested.
     await watcher.estimate_bandwidth(50_000_000)
@@ -188,11 +175,9 @@ async def test_a_congested_path_puts_the_large_tile_on_the_low_layer_then_tries_
 
 async def test_an_estimate_of_some_streams_only_says_nothing_of_the_downlink(lesson):
     """aiortc's receivers send a REMB per stream; a browser's names every stream it receives."""
-    await class_of_two(lesson)
-    await wait_for(lambda: lesson.forwarder.stats().sources[("teacher", "camera")].bitrate > 0)
-    watcher = lesson.participants["watcher"]
+    watcher = await measured_class_of_two(lesson)
     await watcher.estimate_bandwidth(50_000_000)
-    teacher_slot = next(t for t in watcher.taps if t.mid == lesson.mid("watcher", "teacher"))
+    teacher_slot = next(t for t in watcher.taps if t.mid == lesson.camera_mid("watcher", "teacher"))
     ssrc = watcher.taps[teacher_slot].media_ssrc
     assert ssrc is not None
     await watcher.taps[teacher_slot].send_bandwidth_estimate(5_000, [ssrc])
@@ -202,7 +187,7 @@ async def test_an_estimate_of_some_streams_only_says_nothing_of_the_downlink(les
 
 async def test_a_muted_camera_sends_neither_layer(lesson):
     await class_of_two(lesson)
-    teacher_mid, pupil_mid = (lesson.mid("watcher", p) for p in ("teacher", "pupil"))
+    teacher_mid, pupil_mid = (lesson.camera_mid("watcher", p) for p in ("teacher", "pupil"))
     lesson.forwarder.set_forwarding("pupil", "camera", False)
     assert lesson.callbacks.tracks["watcher"][pupil_mid] is None
     before = lesson.forwarder.stats()
@@ -270,9 +255,7 @@ async def test_a_low_layer_named_but_never_sent_leaves_thumbnails_on_the_high_on
 
 async def test_a_dip_shorter_than_a_second_is_not_congestion(lesson):
     """A busy machine delays packets now and then, and a browser's estimate dips for it."""
-    await class_of_two(lesson)
-    await wait_for(lambda: lesson.forwarder.stats().sources[("teacher", "camera")].bitrate > 0)
-    watcher = lesson.participants["watcher"]
+    watcher = await measured_class_of_two(lesson)
     await watcher.estimate_bandwidth(50_000_000)
     for _ in range(3):
         await watcher.estimate_bandwidth(5_000)
