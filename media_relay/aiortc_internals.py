@@ -50,7 +50,7 @@ import socket
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pylibsrtp
@@ -288,6 +288,8 @@ class _SharedEstimate:
     estimator: RemoteBitrateEstimator
     pending_bytes: int = 0
     last_fed_ms: int = -(2**62)
+    ssrcs: set[int] = field(default_factory=set)
+    """The video streams of the connection, which every REMB names."""
 
 
 _ESTIMATES: weakref.WeakKeyDictionary[RTCDtlsTransport, _SharedEstimate] = (
@@ -366,11 +368,10 @@ class _LeanReceivePath:
     def _estimate(self, shared: _SharedEstimate, packet: RtpPacket, arrival_time_ms: int) -> None:
         shared.pending_bytes += len(packet.payload) + packet.padding_size
         abs_send_time = packet.extensions.abs_send_time
-        if (
-            not packet.marker
-            or abs_send_time is None
-            or arrival_time_ms - shared.last_fed_ms < ESTIMATE_EVERY_MS
-        ):
+        if not packet.marker or abs_send_time is None:
+            return
+        shared.ssrcs.add(packet.ssrc)
+        if arrival_time_ms - shared.last_fed_ms < ESTIMATE_EVERY_MS:
             return
         remb = shared.estimator.add(
             abs_send_time=abs_send_time,
@@ -382,11 +383,11 @@ class _LeanReceivePath:
         shared.last_fed_ms = arrival_time_ms
         rtcp_ssrc: int | None = getattr(self._receiver, _RTCP_SSRC)
         if remb is not None and rtcp_ssrc is not None:
+            # Every stream of the connection: the estimator names only those it was fed lately.
+            fci = pack_remb_fci(remb[0], sorted(shared.ssrcs))
             self._spawn(
                 self._receiver._send_rtcp(
-                    RtcpPsfbPacket(
-                        fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
-                    )
+                    RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci)
                 )
             )
 

@@ -238,9 +238,9 @@ async def test_the_relay_estimates_a_publishers_bandwidth_for_both_layers_at_onc
     for layer, transceiver in (("camera", publisher.camera), ("camera-low", publisher.camera_low)):
         hook_bandwidth_estimates(transceiver.sender, hear(layer))
     await lesson.subscriber("watcher")
-    await wait_for(lambda: bool(heard["camera"] and heard["camera-low"]), within=10)
-    # From the first: two estimators would have estimated two different streams.
-    assert heard["camera"][0] == heard["camera-low"][0]
+    # One REMB reaches both (the first may name only the stream the estimator saw first); two
+    # estimators would each have estimated a stream of their own, never the same figure.
+    await wait_for(lambda: bool(set(heard["camera"]) & set(heard["camera-low"])), within=10)
 
 
 async def test_a_low_layer_named_but_never_sent_leaves_thumbnails_on_the_high_one(lesson):
