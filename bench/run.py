@@ -15,6 +15,9 @@ They run on a throwaway SQLite database (or on DATABASE_URL when set) and never 
   from aiortc peers in another process (bench/relay/, issue 6).
 - `udp-send-floor`: a bare UDP send loop's CPU per 1,200-byte datagram on loopback, the floor
   under the relay's packets per CPU-second on this machine (bench/send_floor.py).
+- `udp-fanout-floor`: the kernel's CPU per datagram when each 1,200-byte packet goes to 30 (or 9)
+  receivers at relay-lecture's (or relay-full's) rate, by sendto and by sendmmsg, from a small C
+  program (bench/fanout_floor.c, needs `cc`): the floor under those benchmarks' relay CPU.
 - `live-join`: in Chromium against a real daphne, a third participant joins the live lesson ten
   times: click-to-first-remote-frame p50/p95 and the relay's CPU (bench/live_join.py).
 """
@@ -176,6 +179,12 @@ def bench_udp_send_floor(seconds: float) -> dict[str, Any]:
     return run(seconds)
 
 
+def bench_udp_fanout_floor(seconds: float) -> dict[str, Any]:
+    from send_floor import bench_udp_fanout_floor as run  # bench/ is the script's folder
+
+    return run(seconds)
+
+
 def bench_timetable(seconds: float) -> dict[str, Any]:
     from timetable import bench_timetable as run  # bench/ is the script's folder, first on sys.path
 
@@ -200,6 +209,7 @@ BENCHMARKS: dict[str, Callable[[float], dict[str, Any]]] = {
     "roster": bench_roster,
     "timetable": bench_timetable,
     "udp-send-floor": bench_udp_send_floor,
+    "udp-fanout-floor": bench_udp_fanout_floor,
     **_relay_benchmarks(),
 }
 

@@ -1,26 +1,47 @@
-"""The floor under any relay on this machine: a bare UDP send loop's CPU per datagram.
+"""The floor under any relay on this machine: the kernel's CPU per datagram, with no relay.
 
 The relay's `forwarded_packets_per_cpu_second` counts everything a forwarded packet costs; on
-loopback the sender's core also runs the receiving side of each datagram in the kernel. This
-loop sends 1,200-byte datagrams (a video RTP packet's size) on a connected socket to a reader
-pinned to the other core, with nothing else per datagram: its packets per CPU-second are what no
-relay on this machine can beat, measured in the same conditions as the relay benchmarks.
+loopback the sender's core also runs the receiving side of each datagram in the kernel. Two
+benchmarks measure what is left when the relay's work is taken away, in the same conditions as
+the relay benchmarks (sender on core 1, reader on core 0, 1,200-byte datagrams: a video RTP
+packet's size):
+
+- `udp-send-floor`: a bare Python `send` loop on a connected socket to one reader, with nothing
+  else per datagram: its packets per CPU-second are what no relay on this machine can beat.
+- `udp-fanout-floor`: bench/fanout_floor.c, compiled with `cc`, sends each packet to many
+  distinct receivers at the relay benchmarks' rates (relay-lecture's and relay-full's shapes), with
+  the sender sleeping between packets and the receivers woken by epoll, by `sendto` (one socket
+  per receiver, as the relay does) and by `sendmmsg` (one call per packet): the kernel's cost of
+  the relay's own datagrams, the floor under those benchmarks' CPU.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import resource
+import shutil
 import socket
+import subprocess
+import tempfile
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 SENDER_CORE, READER_CORE = 1, 0
 DATAGRAM_BYTES = 1200
 # Yield now and then so the reader keeps up: a full socket buffer would drop, which costs less.
 YIELD_EVERY = 64
+
+FANOUT_SOURCE = Path(__file__).with_name("fanout_floor.c")
+FANOUT_METHODS = ("sendto", "sendmmsg")
+# (receivers, packets a second) of the relay benchmarks, from their recorded forwarded_pps: a
+# publisher sends 121 RTP packets a second (50 Opus + ~71 VP8 at 543 kbit/s, 30 fps).
+# relay-lecture: 1 publisher to 30 subscribers (3,619 forwarded a second = 30 x 121).
+# relay-full: 10 publishers, each to the 9 others (10,890 forwarded a second = 10 x 9 x 121).
+FANOUT_SHAPES = {"lecture": (30, 121), "full": (9, 1210)}
 
 
 def _read(conn: Connection) -> None:
@@ -82,5 +103,62 @@ def bench_udp_send_floor(seconds: float) -> dict[str, Any]:
             "reader_core": READER_CORE,
             "note": "Python socket.send on loopback, no SRTP, no RTP: the kernel's send and "
             "receive path per datagram, charged to the sender's core",
+        },
+    }
+
+
+def _compile_fanout(directory: Path) -> Path:
+    compiler = shutil.which("cc")
+    if compiler is None:
+        raise RuntimeError(f"udp-fanout-floor compiles {FANOUT_SOURCE.name}: no `cc` on PATH")
+    binary = directory / "fanout_floor"
+    subprocess.run(
+        [compiler, "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(binary), str(FANOUT_SOURCE)],
+        check=True,
+    )
+    return binary
+
+
+def _run_fanout(
+    binary: Path, method: str, receivers: int, rate: int, seconds: float
+) -> dict[str, Any]:
+    # Its stderr (the reason it failed, if it does) goes straight to ours.
+    done = subprocess.run(
+        [str(binary), method, str(receivers), str(rate), str(seconds)],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=seconds + 60,
+    )
+    figures: dict[str, Any] = json.loads(done.stdout)
+    return figures
+
+
+def bench_udp_fanout_floor(seconds: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="homeroom-fanout-floor-") as directory:
+        binary = _compile_fanout(Path(directory))
+        cases = {
+            f"{shape}_{method}": _run_fanout(binary, method, receivers, rate, seconds)
+            for shape, (receivers, rate) in FANOUT_SHAPES.items()
+            for method in FANOUT_METHODS
+        }
+    return {
+        **cases,
+        "lecture_floor_cpu_pct_one_core": cases["lecture_sendto"]["cpu_pct_one_core"],
+        "full_floor_packets_per_cpu_second": round(
+            1e6 / cases["full_sendto"]["us_cpu_per_datagram"]
+        ),
+        "conditions": {
+            "datagram_bytes": DATAGRAM_BYTES,
+            "sender_core": SENDER_CORE,
+            "reader_core": READER_CORE,
+            "shapes": {
+                shape: {"receivers": receivers, "packets_per_second": rate}
+                for shape, (receivers, rate) in FANOUT_SHAPES.items()
+            },
+            "note": "the kernel's cost of the relay's datagrams on loopback (C, no relay work), "
+            "each packet sent to every receiver at relay-lecture's and relay-full's rates, the "
+            "receivers in another process woken by epoll: the floor under those benchmarks' "
+            "relay_cpu_pct_one_core and forwarded_packets_per_cpu_second",
         },
     }

@@ -316,7 +316,8 @@ def main(conn: Connection, mode: RelayMode, core: int, selective: bool = True) -
     With HOMEROOM_BENCH_RELAY_PROFILE=FILE the relay runs under cProfile and saves its profile
     there (cProfile's overhead inflates the CPU figures of that run). With
     HOMEROOM_BENCH_RELAY_PYSPY=FILE, py-spy (on PATH, or at HOMEROOM_BENCH_PYSPY_BIN) samples the
-    relay from another core without pausing it and writes raw stacks (flamegraph input) there.
+    relay from another core without pausing it and writes raw stacks (flamegraph input) there,
+    HOMEROOM_BENCH_PYSPY_RATE samples a second (default 200).
     """
     os.sched_setaffinity(0, {core})
     profile_to = os.environ.get("HOMEROOM_BENCH_RELAY_PROFILE")
@@ -338,7 +339,15 @@ def _sampled_by_py_spy(output: str, core: int) -> Iterator[None]:
     binary = os.environ.get("HOMEROOM_BENCH_PYSPY_BIN") or shutil.which("py-spy")
     if binary is None:
         raise RuntimeError("HOMEROOM_BENCH_RELAY_PYSPY is set but py-spy is not installed")
-    command = [binary, "record", "--pid", str(os.getpid()), "--nonblocking", "--rate", "200"]
+    command = [
+        binary,
+        "record",
+        "--pid",
+        str(os.getpid()),
+        "--nonblocking",
+        "--rate",
+        os.environ.get("HOMEROOM_BENCH_PYSPY_RATE", "200"),
+    ]
     sampler = subprocess.Popen(
         [*command, "--format", "raw", "--output", output], stdout=subprocess.DEVNULL
     )
