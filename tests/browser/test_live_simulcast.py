@@ -35,9 +35,9 @@ pytestmark = pytest.mark.browser
 
 FULL_WIDTH = 600
 THUMBNAIL_WIDTH = 320
-# Chromium starts its encoder small on a fresh connection and grows it as its bandwidth estimate
-# ramps up (driven by the relay's REMB), so the high layer may take a while to reach full size:
-# usually 5-20 s, and once in about five runs on this busy 2-core machine over 45 s.
+# Chromium grows its encoder with its bandwidth estimate. Before the page's start-bitrate hint the
+# high layer took 5-20 s to reach full size after a join (over 45 s in about one run in five on
+# this busy 2-core machine); with it, about a second. The margin is for a loaded machine.
 LAYER_TIMEOUT_S = 90.0
 
 # The send transceivers that carry the camera (`camera` and `camera-low`) and their tracks' ids.
@@ -131,6 +131,51 @@ def test_a_camera_goes_out_twice_full_size_and_thumbnail_size(lesson: Lesson) ->
         LAYER_TIMEOUT_S,
     )
     assert "screen" not in widths()
+
+
+# The page's own SDP helper, imported from the module the page loaded, run on sample answers.
+START_BITRATE_SAMPLES_JS = """async () => {
+  const url = performance.getEntriesByType("resource").map((entry) => entry.name)
+    .find((name) => /\\/classroom\\/media(\\.[0-9a-f]+)?\\.js/.test(name));
+  const { withStartBitrate } = await import(url);
+  const section = (...lines) => lines.join("\\r\\n");
+  return {
+    bare: withStartBitrate(section("m=video 9 UDP/TLS/RTP/SAVPF 96 97", "a=rtpmap:96 VP8/90000",
+      "a=rtpmap:97 rtx/90000", "a=fmtp:97 apt=96", "")),
+    fmtp: withStartBitrate(section("a=rtpmap:96 VP8/90000", "a=fmtp:96 max-fr=30", "")),
+    hinted: withStartBitrate(section("a=rtpmap:96 VP8/90000",
+      "a=fmtp:96 x-google-start-bitrate=500", "")),
+    audio: withStartBitrate(section("a=rtpmap:111 opus/48000/2", "a=fmtp:111 minptime=10", "")),
+  };
+}"""
+
+
+def vp8_fmtp(sdp: str) -> list[str]:
+    """The fmtp parameters of every VP8 payload type in `sdp`, one entry per fmtp line."""
+    lines = sdp.split("\r\n")
+    vp8 = {m.group(1) for m in (re.match(r"a=rtpmap:(\d+) VP8/90000", x) for x in lines) if m}
+    return [
+        x.split(" ", 1)[1] for x in lines if x.startswith("a=fmtp:") and x[7:].split(" ")[0] in vp8
+    ]
+
+
+def test_the_page_starts_its_send_estimate_where_a_camera_s_two_layers_need_it(
+    lesson: Lesson,
+) -> None:
+    """Chromium starts a connection's send estimate at 300 kbit/s and, with REMB alone, grows it
+    ~8 % a second: the full-size layer stayed small for ~20 s after a join. The page gives the
+    relay's answer a start-bitrate hint on VP8 (and on nothing else) before applying it."""
+    applied = lesson.pupil_a.page.evaluate("window.homeroomClassroom.pc.remoteDescription.sdp")
+    hints = vp8_fmtp(applied)
+    assert hints
+    assert all("x-google-start-bitrate=1000" in hint for hint in hints)
+    samples = lesson.pupil_a.page.evaluate(START_BITRATE_SAMPLES_JS)
+    assert "a=rtpmap:96 VP8/90000\r\na=fmtp:96 x-google-start-bitrate=1000\r\n" in samples["bare"]
+    assert "a=fmtp:97 apt=96\r\n" in samples["bare"]
+    assert "a=fmtp:96 max-fr=30;x-google-start-bitrate=1000\r\n" in samples["fmtp"]
+    assert vp8_fmtp(samples["fmtp"]) == ["max-fr=30;x-google-start-bitrate=1000"]
+    assert vp8_fmtp(samples["hinted"]) == ["x-google-start-bitrate=500"]
+    assert "start-bitrate" not in samples["audio"]
 
 
 def test_a_pupil_sees_the_teacher_on_stage_high_and_the_other_pupil_low(

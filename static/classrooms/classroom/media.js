@@ -12,6 +12,10 @@ const ICE_WAIT_MS = 1000;
 // The low layer: thumbnail size, a small share of a pupil's uplink.
 const LOW_WIDTH = 320;
 const LOW_ENCODING = { scaleResolutionDownBy: 2, maxBitrate: 150_000, maxFramerate: 15 };
+// Where Chromium's send estimate starts on a new connection, kbit/s: a camera's two layers. Its
+// default (300) grows only ~8 % a second with REMB feedback alone (aiortc has no transport-wide
+// congestion control), so the full-size layer took ~20 s to reach full size after a join.
+const START_KBPS = 1000;
 // Each send transceiver, in the order they are made, with its kind and the local track it carries.
 const SENDERS = [
   { name: "mic", kind: "audio", source: "mic" },
@@ -123,6 +127,32 @@ async function scaleToThumbnail(sender, track) {
   }
 }
 
+// The relay's answer with Chromium's start-bitrate hint on VP8 (other browsers ignore it): added to
+// the codec's fmtp line, or as one after its rtpmap line when it has none.
+export function withStartBitrate(sdp, kbps = START_KBPS) {
+  const param = `x-google-start-bitrate=${kbps}`;
+  const lines = sdp.split("\r\n");
+  const vp8 = new Set();
+  for (const line of lines) {
+    const rtpmap = /^a=rtpmap:(\d+) VP8\/90000/i.exec(line);
+    if (rtpmap) vp8.add(rtpmap[1]);
+  }
+  const withFmtp = new Set();
+  for (const line of lines) {
+    const fmtp = /^a=fmtp:(\d+) /.exec(line);
+    if (fmtp && vp8.has(fmtp[1])) withFmtp.add(fmtp[1]);
+  }
+  const out = [];
+  for (const line of lines) {
+    const fmtp = /^a=fmtp:(\d+) /.exec(line);
+    const hinted = fmtp && vp8.has(fmtp[1]) && !line.includes("x-google-start-bitrate");
+    out.push(hinted ? `${line};${param}` : line);
+    const rtpmap = /^a=rtpmap:(\d+) VP8\/90000/i.exec(line);
+    if (rtpmap && !withFmtp.has(rtpmap[1])) out.push(`a=fmtp:${rtpmap[1]} ${param}`);
+  }
+  return out.join("\r\n");
+}
+
 function iceGathered(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
@@ -210,7 +240,7 @@ export class PeerLink {
 
   async answer(sdp) {
     if (this.closed || this.pc.signalingState !== "have-local-offer") return;
-    await this.pc.setRemoteDescription({ type: "answer", sdp });
+    await this.pc.setRemoteDescription({ type: "answer", sdp: withStartBitrate(sdp) });
     this.settle();
   }
 
