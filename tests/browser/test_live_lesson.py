@@ -89,6 +89,32 @@ def test_everyone_sees_and_hears_everyone_else(lesson: Lesson, screenshot_dir: P
     screenshots(lesson.pupil_a.page, screenshot_dir, "lesson-pupil")
 
 
+# For every inbound stream with packets: the packets the relay's last sender report for it said
+# were sent (Chromium's remote-outbound-rtp), or -1 before any report was taken.
+SENDER_REPORTS_JS = """async () => {
+  const stats = await window.homeroomClassroom.pc.getStats();
+  const out = [];
+  stats.forEach((s) => {
+    if (s.type !== "inbound-rtp" || !s.packetsReceived) return;
+    const report = s.remoteId ? stats.get(s.remoteId) : null;
+    out.push(report ? report.packetsSent : -1);
+  });
+  return out;
+}"""
+
+
+def test_every_received_stream_gets_the_relays_sender_reports(lesson: Lesson) -> None:
+    """Browsers line audio up with video by RTCP sender reports. The relay sends those of all a
+    connection's streams in one compound packet; Chromium takes a report for each of them."""
+    for viewer in lesson.everyone:
+
+        def reported(viewer: Member = viewer) -> bool:
+            sent: list[int] = viewer.page.evaluate(SENDER_REPORTS_JS)
+            return len(sent) >= 4 and all(count > 0 for count in sent)
+
+        wait_until(reported, f"{viewer.name}'s page has a sender report for every stream")
+
+
 def test_a_muted_pupil_is_heard_by_nobody(lesson: Lesson) -> None:
     """The teacher mutes pupil A: the teacher's and pupil B's inbound audio from A stops."""
     muted = lesson.pupil_a

@@ -27,8 +27,12 @@ from aiortc.rtp import (
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
+    RtcpByePacket,
+    RtcpPacket,
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSrPacket,
     RtpPacket,
 )
 from pylibsrtp import Policy, Session
@@ -265,6 +269,78 @@ async def test_a_legs_report_is_what_the_senders_stats_and_sender_reports_say(pc
     assert (stats.packetsSent, stats.bytesSent) == (12, 3400)
     assert sender._RTCRtpSender__rtp_timestamp == 777
     assert sender._RTCRtpSender__ntp_timestamp == 1 << 40
+
+
+class _CapturingTransport:
+    """Stands in for a connected DTLS transport: keeps each RTCP datagram it is given."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def _send_rtp(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+@pytest.mark.asyncio
+async def test_a_connections_sender_reports_go_together_ten_to_a_datagram(pc):
+    """One compound packet carries the reports of the connection's senders that have sent
+    something (a spare one says nothing), each with its CNAME, ten to a datagram; each report is
+    noted for round-trip times as aiortc's would be."""
+    legs = [SenderLeg(pc.addTransceiver("video", direction="sendonly").sender) for _ in range(13)]
+    for index, leg in enumerate(legs):
+        setattr(leg._sender, aiortc_internals._CNAME, "relay")  # what send() sets
+        if index < 12:
+            leg.report(10 + index, 1000 * index, index, (5 << 32) + index)
+    transport = _CapturingTransport()
+    reports = aiortc_internals._ConnectionReports(transport)  # type: ignore[arg-type]
+    for leg in legs:
+        reports.add(leg)
+    await reports.send()
+    datagrams = [RtcpPacket.parse(data) for data in transport.sent]
+    assert [len(packets) for packets in datagrams] == [11, 3]
+    sender_reports = [p for packets in datagrams for p in packets if isinstance(p, RtcpSrPacket)]
+    assert [p.ssrc for p in sender_reports] == [leg.ssrc for leg in legs[:12]]
+    assert [p.sender_info.packet_count for p in sender_reports] == list(range(10, 22))
+    assert sender_reports[3].sender_info.rtp_timestamp == 3
+    descriptions = [p for packets in datagrams for p in packets if isinstance(p, RtcpSdesPacket)]
+    assert descriptions == [packets[-1] for packets in datagrams]
+    assert [[chunk.ssrc for chunk in p.chunks] for p in descriptions] == [
+        [leg.ssrc for leg in legs[:10]],
+        [leg.ssrc for leg in legs[10:12]],
+    ]
+    assert {item for p in descriptions for chunk in p.chunks for item in chunk.items} == {
+        (1, b"relay")
+    }
+    assert getattr(legs[2]._sender, aiortc_internals._LSR) == (((5 << 32) + 2) >> 16) & 0xFFFFFFFF
+    for leg in legs:
+        reports.discard(leg)
+    assert reports._task is None
+
+
+@pytest.mark.asyncio
+async def test_a_stopped_leg_leaves_its_connections_reports_with_a_bye(pc):
+    """The sender's RTCP loop joins its connection's reports while it runs; stop() ends it with
+    the BYE that tells the browser the stream ended, and the connection's task with it."""
+    sender = pc.addTransceiver("video", direction="sendonly").sender
+    leg = SenderLeg(sender)
+    sent: list[list[object]] = []
+
+    async def send_rtcp(packets: list[object]) -> None:
+        sent.append(packets)
+
+    sender._send_rtcp = send_rtcp
+    loop = asyncio.ensure_future(sender._run_rtcp())
+    await sender._RTCRtpSender__rtcp_started.wait()
+    reports = aiortc_internals._CONNECTION_REPORTS[sender.transport]
+    assert list(reports._legs.values()) == [leg]
+    assert reports._task is not None
+    loop.cancel()
+    await asyncio.wait_for(sender._RTCRtpSender__rtcp_exited.wait(), 2)
+    [[bye]] = sent
+    assert isinstance(bye, RtcpByePacket)
+    assert bye.sources == [leg.ssrc]
+    assert not reports._legs
+    assert reports._task is None
 
 
 @pytest.mark.asyncio
