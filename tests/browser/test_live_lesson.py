@@ -89,30 +89,45 @@ def test_everyone_sees_and_hears_everyone_else(lesson: Lesson, screenshot_dir: P
     screenshots(lesson.pupil_a.page, screenshot_dir, "lesson-pupil")
 
 
-# For every inbound stream with packets: the packets the relay's last sender report for it said
-# were sent (Chromium's remote-outbound-rtp), or -1 before any report was taken.
-SENDER_REPORTS_JS = """async () => {
+# The page's RTCP from the relay, per RTP stream with packets: for each received stream, the
+# packets the relay's last sender report said were sent (Chromium's remote-outbound-rtp); for each
+# sent one, the packets the relay's last receiver report said were received (remote-inbound-rtp
+# counts them as packetsReceived, or only has lost ones); -1 before any report was taken.
+RELAY_REPORTS_JS = """async () => {
   const stats = await window.homeroomClassroom.pc.getStats();
-  const out = [];
+  const out = { received: [], sent: [] };
   stats.forEach((s) => {
-    if (s.type !== "inbound-rtp" || !s.packetsReceived) return;
-    const report = s.remoteId ? stats.get(s.remoteId) : null;
-    out.push(report ? report.packetsSent : -1);
+    if (s.type === "inbound-rtp" && s.packetsReceived) {
+      const report = s.remoteId ? stats.get(s.remoteId) : null;
+      out.received.push(report ? report.packetsSent : -1);
+    }
+    if (s.type === "outbound-rtp" && s.packetsSent) {
+      const report = s.remoteId ? stats.get(s.remoteId) : null;
+      out.sent.push(report ? report.packetsLost ?? 0 : -1);
+    }
   });
   return out;
 }"""
 
 
-def test_every_received_stream_gets_the_relays_sender_reports(lesson: Lesson) -> None:
-    """Browsers line audio up with video by RTCP sender reports. The relay sends those of all a
-    connection's streams in one compound packet; Chromium takes a report for each of them."""
-    for viewer in lesson.everyone:
+def test_every_stream_gets_the_relays_rtcp_reports_both_ways(lesson: Lesson) -> None:
+    """Browsers line audio up with video by RTCP sender reports, and pace their sending by
+    receiver reports. The relay sends its sender reports of a connection in one compound packet;
+    Chromium takes a sender report for every stream it receives and a receiver report for every
+    stream it sends."""
+    for member in lesson.everyone:
 
-        def reported(viewer: Member = viewer) -> bool:
-            sent: list[int] = viewer.page.evaluate(SENDER_REPORTS_JS)
-            return len(sent) >= 4 and all(count > 0 for count in sent)
+        def reported(member: Member = member) -> bool:
+            reports: dict[str, list[int]] = member.page.evaluate(RELAY_REPORTS_JS)
+            received, sent = reports["received"], reports["sent"]
+            return (
+                len(received) >= 4
+                and all(count > 0 for count in received)
+                and len(sent) >= 2
+                and all(lost >= 0 for lost in sent)
+            )
 
-        wait_until(reported, f"{viewer.name}'s page has a sender report for every stream")
+        wait_until(reported, f"{member.name}'s page has the relay's reports for every stream")
 
 
 def test_a_muted_pupil_is_heard_by_nobody(lesson: Lesson) -> None:
