@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.db import connections
 from django.test import Client
 
 from accounts.models import User
@@ -57,6 +59,17 @@ async def disconnect_all(opened: list[WebsocketCommunicator]) -> None:
             continue
         with contextlib.suppress(Exception):
             await communicator.disconnect(timeout=TIMEOUT)
+    await close_database_thread()
+
+
+async def close_database_thread() -> None:
+    """Close the connections left open in asgiref's database thread.
+
+    A consumer closes its connections when its database calls end; one whose application was
+    cancelled, or whose last call was cut short by the test's end, leaves one open there, and
+    PostgreSQL refuses to drop the test database at the end of the run while it is.
+    """
+    await sync_to_async(connections.close_all)()
 
 
 @pytest_asyncio.fixture

@@ -25,7 +25,7 @@ from channels.testing import WebsocketCommunicator
 from accounts.models import User
 from classrooms.models import Lesson, LessonState, PresenceInterval
 from tests.factories import SchoolClassFactory, lesson_now, pupil_of, teacher_of
-from tests.media_relay.conftest import communicator_for, session_cookie
+from tests.media_relay.conftest import close_database_thread, communicator_for, session_cookie
 from tests.media_relay.peers import SyntheticParticipant, wait_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -166,6 +166,7 @@ async def clients() -> AsyncIterator[list[Client]]:
             await client.socket.disconnect(timeout=TIMEOUT)
         if client.peer is not None:
             await client.peer.close()
+    await close_database_thread()
 
 
 async def enter(clients: list[Client], lesson: Lesson, user: User) -> Client:
