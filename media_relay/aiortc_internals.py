@@ -51,6 +51,7 @@ below fails with a clear message when an upgrade moved one. What it relies on:
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import random
 import socket
@@ -88,6 +89,8 @@ from pylibsrtp import _binding as srtp_binding
 from media_relay._fanout import unprotect_rtp
 
 PINNED_AIORTC = "1.16.0"
+
+logger = logging.getLogger(__name__)
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
@@ -609,7 +612,11 @@ class _ConnectionReports:
         while True:
             # RFC 3550's randomised interval, as aiortc's senders use.
             await asyncio.sleep(0.5 + random.random())  # noqa: S311 -- timing, not a secret
-            await self.send()
+            try:
+                await self.send()
+            except Exception:
+                # One bad round must not end the connection's reports for good.
+                logger.exception("RTCP sender reports of a connection failed")
 
     async def send(self) -> None:
         """Send the reports of every sender that has sent something, ten to a datagram."""

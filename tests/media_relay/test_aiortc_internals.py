@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import struct
+import types
 from collections.abc import AsyncIterator
 
 import av
@@ -32,6 +34,7 @@ from aiortc.rtp import (
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
     RtcpSdesPacket,
+    RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
 )
@@ -315,6 +318,37 @@ async def test_a_connections_sender_reports_go_together_ten_to_a_datagram(pc):
     for leg in legs:
         reports.discard(leg)
     assert reports._task is None
+
+
+@pytest.mark.asyncio
+async def test_a_failed_round_of_reports_is_logged_and_the_next_round_goes(pc, monkeypatch, caplog):
+    """One round's failure (here a report that cannot be built) must not end the connection's
+    sender reports for the rest of the lesson."""
+    monkeypatch.setattr(aiortc_internals, "random", types.SimpleNamespace(random=lambda: 0.0))
+    leg = SenderLeg(pc.addTransceiver("video", direction="sendonly").sender)
+    leg.report(5, 500, 0, 1 << 32)
+    build = leg.sender_report
+    calls: list[int] = []
+
+    def fail_once() -> tuple[RtcpSrPacket, RtcpSourceInfo] | None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise struct.error("out of range")
+        return build()
+
+    leg.sender_report = fail_once  # type: ignore[method-assign]
+    transport = _CapturingTransport()
+    reports = aiortc_internals._ConnectionReports(transport)  # type: ignore[arg-type]
+    reports.add(leg)
+    for _ in range(40):
+        if transport.sent:
+            break
+        await asyncio.sleep(0.1)
+    reports.discard(leg)
+    assert len(calls) >= 2
+    [packets, *_] = [RtcpPacket.parse(data) for data in transport.sent]
+    assert isinstance(packets[0], RtcpSrPacket)
+    assert "RTCP sender reports of a connection failed" in caplog.text
 
 
 @pytest.mark.asyncio
