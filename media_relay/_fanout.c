@@ -839,6 +839,124 @@ static PyObject *unprotect_rtp(PyObject *module, PyObject *args) {
                          audio_level);
 }
 
+
+/* The receive side of a relay socket: the datagrams waiting on it, read in one `recvmmsg` call.
+ * asyncio's datagram transport reads one datagram per event-loop turn (a selector wakeup, a
+ * handle and a `recvfrom` each), and aioice then tries to parse every datagram as STUN, raising
+ * and catching a ValueError for each media packet. Registered as the socket's reader in place of
+ * the transport's, this hands RTP and RTCP (first byte 128-191, RFC 7983) straight to the ICE
+ * connection's `data_received(data, component)`, as aioice would after its failed parse, and
+ * everything else (STUN, DTLS) to the protocol's `datagram_received(data, address)`. At most
+ * READ_BATCH datagrams a call: the loop's other sockets get their turn, and the selector reports
+ * the socket again while anything is left. A callback's exception does not lose the rest of the
+ * batch: the first is raised when the batch is done (the loop logs it, as it does a transport's),
+ * any later one is reported as unraisable. */
+#define READ_BATCH 32
+#define READ_SIZE 65536 /* the largest UDP datagram fits: nothing is truncated */
+
+static uint8_t *read_buffers; /* READ_BATCH * READ_SIZE; one set, used under the GIL */
+static PyObject *str_data_received, *str_datagram_received, *str_error_received;
+
+static PyObject *address_tuple(const struct sockaddr_storage *address) {
+    char host[INET6_ADDRSTRLEN];
+    if (address->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)address;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        return Py_BuildValue("(si)", host, ntohs(in->sin_port));
+    }
+    if (address->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)address;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        return Py_BuildValue("(siII)", host, ntohs(in6->sin6_port),
+                             (unsigned int)ntohl(in6->sin6_flowinfo),
+                             (unsigned int)in6->sin6_scope_id);
+    }
+    return Py_BuildValue("(si)", "", 0);
+}
+
+static PyObject *read_datagrams(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "read_datagrams(fd, protocol, connection, component) takes 4 arguments");
+        return NULL;
+    }
+    int fd = (int)PyLong_AsLong(args[0]);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *protocol = args[1], *connection = args[2], *component = args[3];
+    if (read_buffers == NULL) {
+        read_buffers = PyMem_RawMalloc((size_t)READ_BATCH * READ_SIZE);
+        if (read_buffers == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    struct mmsghdr messages[READ_BATCH];
+    struct iovec vectors[READ_BATCH];
+    struct sockaddr_storage addresses[READ_BATCH];
+    memset(messages, 0, sizeof messages);
+    for (int i = 0; i < READ_BATCH; i++) {
+        vectors[i].iov_base = read_buffers + (size_t)i * READ_SIZE;
+        vectors[i].iov_len = READ_SIZE;
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+        messages[i].msg_hdr.msg_name = &addresses[i];
+        messages[i].msg_hdr.msg_namelen = sizeof addresses[i];
+    }
+    int count = recvmmsg(fd, messages, READ_BATCH, MSG_DONTWAIT, NULL);
+    if (count < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            Py_RETURN_NONE;
+        }
+        /* As asyncio's transport does: the protocol hears of the error, the socket stays. */
+        PyObject *error = PyObject_CallFunction(PyExc_OSError, "is", errno, strerror(errno));
+        if (error == NULL) {
+            return NULL;
+        }
+        PyObject *result =
+            PyObject_CallMethodObjArgs(protocol, str_error_received, error, NULL);
+        Py_DECREF(error);
+        if (result == NULL) {
+            return NULL;
+        }
+        Py_DECREF(result);
+        Py_RETURN_NONE;
+    }
+    PyObject *failure_type = NULL, *failure = NULL, *failure_traceback = NULL;
+    for (int i = 0; i < count; i++) {
+        const uint8_t *at = vectors[i].iov_base;
+        unsigned int size = messages[i].msg_len;
+        PyObject *data = PyBytes_FromStringAndSize((const char *)at, (Py_ssize_t)size);
+        PyObject *result = NULL;
+        if (data != NULL) {
+            if (size > 0 && at[0] >= 128 && at[0] <= 191) {
+                result = PyObject_CallMethodObjArgs(connection, str_data_received, data,
+                                                    component, NULL);
+            } else {
+                PyObject *address = address_tuple(&addresses[i]);
+                if (address != NULL) {
+                    result = PyObject_CallMethodObjArgs(protocol, str_datagram_received, data,
+                                                        address, NULL);
+                    Py_DECREF(address);
+                }
+            }
+            Py_DECREF(data);
+        }
+        if (result != NULL) {
+            Py_DECREF(result);
+        } else if (failure_type == NULL) {
+            PyErr_Fetch(&failure_type, &failure, &failure_traceback);
+        } else {
+            PyErr_WriteUnraisable(protocol);
+        }
+    }
+    if (failure_type != NULL) {
+        PyErr_Restore(failure_type, failure, failure_traceback);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"unprotect_rtp", unprotect_rtp, METH_VARARGS,
      "unprotect_rtp(srtp_t, srtp_unprotect, datagram, abs_send_time_id, audio_level_id) -> "
@@ -855,6 +973,10 @@ static PyMethodDef module_methods[] = {
      "`most` datagrams and, when paced, within the budget"},
     {"pacer_counters", pacer_counters, METH_NOARGS,
      "(waiting, queued, overflow_dropped, stopped_dropped)"},
+    {"read_datagrams", (PyCFunction)(void (*)(void))read_datagrams, METH_FASTCALL,
+     "read_datagrams(fd, protocol, connection, component): a socket's waiting datagrams, RTP "
+     "and RTCP to connection.data_received(data, component), the rest to "
+     "protocol.datagram_received(data, address)"},
     {"vp8_keyframe_start", vp8_keyframe_start, METH_O,
      "vp8_keyframe_start(payload): is this VP8 payload the first packet of a keyframe"},
     {NULL, NULL, 0, NULL},
@@ -878,6 +1000,12 @@ PyMODINIT_FUNC PyInit__fanout(void) {
         return NULL;
     }
     pacer.capacity = PACER_CAPACITY;
+    str_data_received = PyUnicode_InternFromString("data_received");
+    str_datagram_received = PyUnicode_InternFromString("datagram_received");
+    str_error_received = PyUnicode_InternFromString("error_received");
+    if (str_data_received == NULL || str_datagram_received == NULL || str_error_received == NULL) {
+        return NULL;
+    }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;

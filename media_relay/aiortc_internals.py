@@ -43,6 +43,10 @@ below fails with a clear message when an upgrade moved one. What it relies on:
   DTLS transport's task; the transport unprotects with `_rx_srtp`, parses with
   `_rtp_header_extensions_map`, routes with `_rtp_router` (whose `ssrc_table` maps SSRC ->
   receiver) and counts `__rx_bytes` / `__rx_packets` for `getStats()`.
+- aioice's `Connection._protocols` (its `StunProtocol`s, each with `transport` and
+  `local_candidate`) and asyncio's selector loop: `_add_reader(fd, callback, *args)` replaces a
+  `_SelectorDatagramTransport`'s reader on its socket, whose `close()` removes whichever reader
+  is there.
 - pylibsrtp 1.0 (aiortc's SRTP): `Session._srtp[0]` is the libsrtp `srtp_t`, and
   `pylibsrtp._binding.lib.srtp_protect` is libsrtp 2's `srtp_protect(ctx, rtp, *len)`; the
   compiled fan-out loop calls it with the session's own context (single-threaded, on the loop).
@@ -51,6 +55,7 @@ below fails with a clear message when an upgrade moved one. What it relies on:
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import logging
 import queue
 import random
@@ -63,7 +68,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pylibsrtp
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rate import RateCounter, RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -86,7 +91,7 @@ from aiortc.rtp import (
 )
 from pylibsrtp import _binding as srtp_binding
 
-from media_relay._fanout import unprotect_rtp
+from media_relay._fanout import read_datagrams, unprotect_rtp
 
 PINNED_AIORTC = "1.16.0"
 
@@ -578,6 +583,43 @@ def tap_receiver_packets(receiver: RTCRtpReceiver, sink: PacketSink) -> Receiver
         ingest = _ingests[dtls] = _DirectIngest(dtls)
     ingest.paths[receiver] = path
     return ReceiverTap(receiver, path)
+
+
+def read_in_batches(pc: RTCPeerConnection) -> int:
+    """Read the connection's sockets with `read_datagrams` (compiled) instead of asyncio's
+    transport: all the datagrams waiting on a socket in one `recvmmsg`, and RTP and RTCP handed to
+    aioice's `Connection.data_received` without its STUN parse. Call it once the connection is
+    connected (aioice has made its sockets by then). Returns how many sockets it took over.
+
+    Each socket stays its datagram transport's: sending, closing (which removes the reader) and
+    errors (`error_received`) go through it as before. Only asyncio's selector loop is taken over;
+    with another loop nothing changes.
+    """
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return 0
+    taken = 0
+    for dtls in {transceiver.receiver.transport for transceiver in pc.getTransceivers()}:
+        connection = _require_instance_attribute(dtls.transport, "_connection")
+        for protocol in _require_instance_attribute(connection, "_protocols"):
+            datagrams = getattr(protocol, "transport", None)
+            candidate = getattr(protocol, "local_candidate", None)
+            if (
+                not isinstance(
+                    datagrams,
+                    asyncio.selector_events._SelectorDatagramTransport,  # type: ignore[attr-defined]
+                )
+                or datagrams.is_closing()
+                or candidate is None
+            ):
+                continue
+            fd = datagrams.get_extra_info("socket").fileno()
+            # Replaces the transport's own reader (`_read_ready`) on the same selector key.
+            loop._add_reader(  # type: ignore[attr-defined]
+                fd, read_datagrams, fd, protocol, connection, candidate.component
+            )
+            taken += 1
+    return taken
 
 
 class _ConnectionReports:

@@ -53,6 +53,7 @@ from media_relay.aiortc_internals import (
     hook_keyframe_requests,
     hook_retransmissions,
     hook_sender_start,
+    read_in_batches,
     tap_receiver_packets,
 )
 from media_relay.rtp_fanout import SlotOutput, SlotStats, fan_out, vp8_keyframe_start
@@ -345,6 +346,7 @@ class LessonForwarder:
                 return
             if pc.connectionState == "connected" and not peer.connected_reported:
                 peer.connected_reported = True
+                read_in_batches(pc)
                 self._on_peer_state(peer.participant, "connected")
             elif pc.connectionState == "failed":
                 self._spawn(self._end_peer(peer, "failed"))
