@@ -19,6 +19,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -609,29 +610,30 @@ static PyObject *vp8_keyframe_start(PyObject *module, PyObject *arg) {
         keyframe_start((const uint8_t *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg)));
 }
 
-static PyObject *forward(PyObject *module, PyObject *args) {
-    PyObject *slots;
-    unsigned int sequence_in, timestamp;
-    int video, marker, audio_level;
-    PyObject *payload;
-    if (!PyArg_ParseTuple(args, "O!pIIiSi", &PyList_Type, &slots, &video, &sequence_in,
-                          &timestamp, &marker, &payload, &audio_level)) {
-        return NULL;
-    }
-    uint16_t sequence = (uint16_t)sequence_in;
+/* What became of one publisher packet (see rtp_fanout.Fanned). */
+typedef struct {
+    long sent, held;
+    int keyframe_start, frame_end;
+} Fanned;
+
+/* Send one publisher packet to each slot of `slots` (a list of Slot): the loop itself. */
+static int forward_packet(PyObject *slots, int video, uint16_t sequence, uint32_t timestamp,
+                          int marker, PyObject *payload, int audio_level, Fanned *fanned) {
     Py_ssize_t payload_size = PyBytes_GET_SIZE(payload);
     int is_keyframe_start =
         video && keyframe_start((const uint8_t *)PyBytes_AS_STRING(payload), payload_size);
     /* A video frame ends with the marker bit; an Opus packet is a frame. */
     int frame_end = marker || !video;
+    fanned->sent = fanned->held = 0;
+    fanned->keyframe_start = is_keyframe_start;
+    fanned->frame_end = frame_end;
     Py_ssize_t count = PyList_GET_SIZE(slots);
     if (count == 0) {
-        return Py_BuildValue("iiOOn", 0, 0, is_keyframe_start ? Py_True : Py_False,
-                             frame_end ? Py_True : Py_False, pacer.count);
+        return 0;
     }
     if (payload_size > BUFFER_SIZE - MAX_HEADER - TRAILER) {
         PyErr_SetString(PyExc_ValueError, "RTP payload too large");
-        return NULL;
+        return -1;
     }
     unsigned long long ntp = ntp_now();
     unsigned int abs_send_time = (unsigned int)(ntp >> 14) & 0xFFFFFF;
@@ -640,7 +642,9 @@ static PyObject *forward(PyObject *module, PyObject *args) {
     uint8_t buffer[BUFFER_SIZE];
     long held = 0, sent = 0;
     double now = 0.0;
-    for (Py_ssize_t i = 0; i < count; i++) {
+    /* The list may not change under the loop: a send to a Python callable could change it. */
+    Py_INCREF(slots);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(slots); i++) {
         Slot *self = (Slot *)PyList_GET_ITEM(slots, i);
         if (!self->header_size || !self->carrying) {
             continue;
@@ -661,6 +665,7 @@ static PyObject *forward(PyObject *module, PyObject *args) {
         uint32_t out_ts = timestamp + self->ts_offset;
         int header = write_header(self, buffer, marker, out_seq, out_ts, ast, audio_level);
         int result = 1;
+        Py_INCREF(self);
         if (video && !may_send(header + (int)payload_size)) {
             enqueue(self, buffer, header, payload, out_seq);
         } else {
@@ -668,9 +673,12 @@ static PyObject *forward(PyObject *module, PyObject *args) {
             result = send_packet(self, buffer, header + (int)payload_size);
         }
         if (result < 0) {
-            return NULL;
+            Py_DECREF(self);
+            Py_DECREF(slots);
+            return -1;
         }
         if (!result) {
+            Py_DECREF(self);
             continue;
         }
         Entry *entry = &self->history[out_seq % HISTORY];
@@ -699,10 +707,32 @@ static PyObject *forward(PyObject *module, PyObject *args) {
         if (frame_end) {
             self->frames_sent++;
         }
+        Py_DECREF(self);
         sent++;
     }
-    return Py_BuildValue("llOOn", sent, held, is_keyframe_start ? Py_True : Py_False,
-                         frame_end ? Py_True : Py_False, pacer.count);
+    Py_DECREF(slots);
+    fanned->sent = sent;
+    fanned->held = held;
+    return 0;
+}
+
+static PyObject *forward(PyObject *module, PyObject *args) {
+    PyObject *slots;
+    unsigned int sequence_in, timestamp;
+    int video, marker, audio_level;
+    PyObject *payload;
+    if (!PyArg_ParseTuple(args, "O!pIIiSi", &PyList_Type, &slots, &video, &sequence_in,
+                          &timestamp, &marker, &payload, &audio_level)) {
+        return NULL;
+    }
+    Fanned fanned;
+    if (forward_packet(slots, video, (uint16_t)sequence_in, timestamp, marker, payload,
+                       audio_level, &fanned) < 0) {
+        return NULL;
+    }
+    return Py_BuildValue("llOOn", fanned.sent, fanned.held,
+                         fanned.keyframe_start ? Py_True : Py_False,
+                         fanned.frame_end ? Py_True : Py_False, pacer.count);
 }
 
 static PyMethodDef Slot_methods[] = {
@@ -744,39 +774,33 @@ static PyTypeObject SlotType = {
 };
 
 /* The ingest side: one publisher datagram SRTP-unprotected with the publisher's libsrtp session
- * and its RTP header read, which cost ~18 us per packet through pylibsrtp and aiortc's parser.
- * Returns (payload_type, marker, sequence, timestamp, ssrc, payload, padding_size, abs_send_time,
- * audio_level) with -1 for an extension that is absent, or None for a datagram that does not
- * authenticate or is not valid RTP (dropped, as aiortc drops it). */
-static PyObject *unprotect_rtp(PyObject *module, PyObject *args) {
-    unsigned long long srtp, unprotect;
-    PyObject *data;
-    int abs_send_time_id, audio_level_id;
-    if (!PyArg_ParseTuple(args, "KKSii", &srtp, &unprotect, &data, &abs_send_time_id,
-                          &audio_level_id)) {
-        return NULL;
-    }
-    Py_ssize_t size = PyBytes_GET_SIZE(data);
-    if (size < 12 || size > BUFFER_SIZE) {
-        Py_RETURN_NONE;
-    }
-    uint8_t buffer[BUFFER_SIZE];
-    memcpy(buffer, PyBytes_AS_STRING(data), (size_t)size);
-    int length = (int)size;
-    if (((protect_fn)(uintptr_t)unprotect)((void *)(uintptr_t)srtp, buffer, &length) != 0 ||
-        length < 12 || (buffer[0] >> 6) != 2) {
-        Py_RETURN_NONE;
+ * and its RTP header read, which cost ~18 us per packet through pylibsrtp and aiortc's parser. */
+typedef struct {
+    int payload_type, marker;
+    uint16_t sequence;
+    uint32_t timestamp, ssrc;
+    int position; /* where the payload starts */
+    int payload_size, padding;
+    long abs_send_time, audio_level; /* -1: absent */
+} RtpFields;
+
+/* Read an unprotected RTP packet's header: 0, or -1 when it is not valid RTP (or its payload is
+ * larger than the fan-out loop can forward: refused here, once, not on every slot). */
+static int parse_rtp(const uint8_t *buffer, int length, int abs_send_time_id,
+                     int audio_level_id, RtpFields *fields) {
+    if (length < 12 || (buffer[0] >> 6) != 2) {
+        return -1;
     }
     int position = 12 + 4 * (buffer[0] & 0x0F);
     long abs_send_time = -1, audio_level = -1;
     if (buffer[0] & 0x10) {
         if (length < position + 4) {
-            Py_RETURN_NONE;
+            return -1;
         }
         int profile = buffer[position] << 8 | buffer[position + 1];
         int end = position + 4 + 4 * (buffer[position + 2] << 8 | buffer[position + 3]);
         if (length < end) {
-            Py_RETURN_NONE;
+            return -1;
         }
         int at = position + 4;
         int one_byte = profile == 0xBEDE, two_byte = (profile & 0xFFF0) == 0x1000;
@@ -821,24 +845,760 @@ static PyObject *unprotect_rtp(PyObject *module, PyObject *args) {
     if (buffer[0] & 0x20) {
         padding = buffer[length - 1];
         if (!padding || padding > length - position) {
-            Py_RETURN_NONE;
+            return -1;
         }
     }
-    /* A payload the fan-out loop could not forward is refused here, once, not on every slot. */
     if (length < position || length - position - padding > BUFFER_SIZE - MAX_HEADER - TRAILER) {
-        Py_RETURN_NONE;
+        return -1;
     }
-    return Py_BuildValue("iiIIky#ill", buffer[1] & 0x7F, buffer[1] >> 7,
-                         (unsigned int)(buffer[2] << 8 | buffer[3]),
-                         (unsigned int)buffer[4] << 24 | buffer[5] << 16 | buffer[6] << 8 |
-                             buffer[7],
-                         (unsigned long)buffer[8] << 24 | buffer[9] << 16 | buffer[10] << 8 |
-                             buffer[11],
-                         (const char *)buffer + position,
-                         (Py_ssize_t)(length - position - padding), padding, abs_send_time,
-                         audio_level);
+    fields->payload_type = buffer[1] & 0x7F;
+    fields->marker = buffer[1] >> 7;
+    fields->sequence = (uint16_t)(buffer[2] << 8 | buffer[3]);
+    fields->timestamp = (uint32_t)buffer[4] << 24 | (uint32_t)buffer[5] << 16 |
+                        (uint32_t)buffer[6] << 8 | buffer[7];
+    fields->ssrc = (uint32_t)buffer[8] << 24 | (uint32_t)buffer[9] << 16 |
+                   (uint32_t)buffer[10] << 8 | buffer[11];
+    fields->position = position;
+    fields->payload_size = length - position - padding;
+    fields->padding = padding;
+    fields->abs_send_time = abs_send_time;
+    fields->audio_level = audio_level;
+    return 0;
 }
 
+/* Returns (payload_type, marker, sequence, timestamp, ssrc, payload, padding_size, abs_send_time,
+ * audio_level) with -1 for an extension that is absent, or None for a datagram that does not
+ * authenticate or is not valid RTP (dropped, as aiortc drops it). */
+static PyObject *unprotect_rtp(PyObject *module, PyObject *args) {
+    unsigned long long srtp, unprotect;
+    PyObject *data;
+    int abs_send_time_id, audio_level_id;
+    if (!PyArg_ParseTuple(args, "KKSii", &srtp, &unprotect, &data, &abs_send_time_id,
+                          &audio_level_id)) {
+        return NULL;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (size < 12 || size > BUFFER_SIZE) {
+        Py_RETURN_NONE;
+    }
+    uint8_t buffer[BUFFER_SIZE];
+    memcpy(buffer, PyBytes_AS_STRING(data), (size_t)size);
+    int length = (int)size;
+    RtpFields f;
+    if (((protect_fn)(uintptr_t)unprotect)((void *)(uintptr_t)srtp, buffer, &length) != 0 ||
+        parse_rtp(buffer, length, abs_send_time_id, audio_level_id, &f) < 0) {
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("iiIIky#ill", f.payload_type, f.marker, (unsigned int)f.sequence,
+                         (unsigned int)f.timestamp, (unsigned long)f.ssrc,
+                         (const char *)buffer + f.position, (Py_ssize_t)f.payload_size,
+                         f.padding, f.abs_send_time, f.audio_level);
+}
+
+/* A publisher's stream, received: what the relay does with each of its media packets, in C.
+ *
+ * One Stream per publisher source (or simulcast layer), fed by the connection's Ingest (below)
+ * once aiortc has routed its SSRC, and by Python (`receive`) for the packets aiortc routes itself
+ * and for RTX retransmissions, unwrapped. Per packet it keeps what aiortc's receiver would:
+ * receiver-report statistics (aiortc's StreamStatistics, read back by `statistics()`) and, for
+ * video, the lost packets NACKs name (aiortc's NackGenerator: a window of the last 128 sequence
+ * numbers). Then it forwards: the payload goes to every slot of `fanout` (when `live`), and the
+ * counters a source's statistics and the layer choice read are kept here. Python is called only
+ * for events: `on_gap(lost)` for a new gap, `on_frame(abs_send_time, arrival_ms, octets, ssrc)`
+ * at the end of each video frame with abs-send-time (the bandwidth estimator's feed, with the bytes
+ * since the last call), `on_level(level)` for each audio packet of a live stream with an RFC 6464
+ * level, `on_switch()` at a keyframe's first packet while `switching`, before it is forwarded,
+ * `on_held()` when a slot waits for a keyframe, `on_waiting()` when the pacer holds datagrams, and
+ * `on_packet(payload_type, marker, sequence, timestamp, ssrc, payload, padding, abs_send_time,
+ * audio_level)` for
+ * a tap that wants every packet in Python (tests, tools) instead of forwarding it. */
+#define NACK_WINDOW 128 /* aiortc's RTP_HISTORY_SIZE */
+
+typedef struct {
+    PyObject_HEAD
+    int video;
+    /* Receiver-report statistics */
+    int restarted; /* `restart` was called: ssrc and clock_rate are the reception's */
+    int receiving;
+    uint32_t ssrc;
+    unsigned int clock_rate;
+    uint16_t base_seq, max_seq;
+    long long cycles, packets_received, jitter_q4, last_arrival;
+    uint32_t last_timestamp;
+    int has_last_timestamp;
+    /* NACK generator */
+    int nacking, nack_started;
+    uint16_t nack_max;
+    uint8_t missing[65536 / 8];
+    /* Forwarding */
+    PyObject *fanout;
+    int live, switching;
+    long long pending_octets; /* for on_frame */
+    unsigned long long octets, keyframes, frames_received, frames_forwarded;
+    PyObject *on_gap, *on_frame, *on_level, *on_switch, *on_held, *on_waiting, *on_packet;
+} Stream;
+
+static int uint16_gt(uint16_t a, uint16_t b) {
+    uint16_t half = 0x8000;
+    return (a > b && a - b < half) || (a < b && b - a > half);
+}
+
+static int missing_has(Stream *self, uint16_t seq) {
+    return self->missing[seq >> 3] & (1 << (seq & 7));
+}
+
+static void missing_set(Stream *self, uint16_t seq, int on) {
+    if (on) {
+        self->missing[seq >> 3] |= (uint8_t)(1 << (seq & 7));
+    } else {
+        self->missing[seq >> 3] &= (uint8_t)~(1 << (seq & 7));
+    }
+}
+
+static PyObject *Stream_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"video", NULL};
+    int video = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "p", keywords, &video)) {
+        return NULL;
+    }
+    Stream *self = (Stream *)type->tp_alloc(type, 0); /* zeroed */
+    if (self == NULL) {
+        return NULL;
+    }
+    self->video = video;
+    self->clock_rate = video ? 90000 : 48000;
+    return (PyObject *)self;
+}
+
+static int Stream_traverse(Stream *self, visitproc visit, void *arg) {
+    Py_VISIT(self->fanout);
+    Py_VISIT(self->on_gap);
+    Py_VISIT(self->on_frame);
+    Py_VISIT(self->on_level);
+    Py_VISIT(self->on_switch);
+    Py_VISIT(self->on_held);
+    Py_VISIT(self->on_waiting);
+    Py_VISIT(self->on_packet);
+    return 0;
+}
+
+static int Stream_clear(Stream *self) {
+    Py_CLEAR(self->fanout);
+    Py_CLEAR(self->on_gap);
+    Py_CLEAR(self->on_frame);
+    Py_CLEAR(self->on_level);
+    Py_CLEAR(self->on_switch);
+    Py_CLEAR(self->on_held);
+    Py_CLEAR(self->on_waiting);
+    Py_CLEAR(self->on_packet);
+    return 0;
+}
+
+static void Stream_dealloc(Stream *self) {
+    PyObject_GC_UnTrack(self);
+    Stream_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A callback set and not None. */
+static int is_set(PyObject *callback) { return callback != NULL && callback != Py_None; }
+
+/* Call `callback(*args)` (a new tuple, stolen); -1 when it raised. */
+static int call(PyObject *callback, PyObject *args) {
+    if (args == NULL) {
+        return -1;
+    }
+    PyObject *result = PyObject_Call(callback, args, NULL);
+    Py_DECREF(args);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+static void count_received(Stream *self, const RtpFields *f) {
+    int in_order = !self->receiving || uint16_gt(f->sequence, self->max_seq);
+    self->packets_received++;
+    if (!self->receiving) {
+        self->receiving = 1;
+        self->base_seq = f->sequence;
+    }
+    if (!in_order) {
+        return;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long arrival = (long long)((double)now.tv_sec * self->clock_rate +
+                                    (double)now.tv_nsec * self->clock_rate / 1e9);
+    if (self->packets_received > 1 && f->sequence < self->max_seq) {
+        self->cycles += 1 << 16;
+    }
+    self->max_seq = f->sequence;
+    if (self->has_last_timestamp && f->timestamp != self->last_timestamp &&
+        self->packets_received > 1) {
+        long long transit = (arrival - self->last_arrival) -
+                            (long long)(int32_t)(f->timestamp - self->last_timestamp);
+        long long diff = transit < 0 ? -transit : transit;
+        self->jitter_q4 += diff - ((self->jitter_q4 + 8) >> 4);
+    }
+    self->last_arrival = arrival;
+    self->last_timestamp = f->timestamp;
+    self->has_last_timestamp = 1;
+}
+
+/* aiortc's NackGenerator.add: 1 when the packet opened a new gap. */
+static int note_sequence(Stream *self, uint16_t seq) {
+    if (!self->nack_started) {
+        self->nack_started = 1;
+        self->nack_max = seq;
+        return 0;
+    }
+    if (!uint16_gt(seq, self->nack_max)) {
+        missing_set(self, seq, 0);
+        return 0;
+    }
+    uint16_t advance = (uint16_t)(seq - self->nack_max);
+    /* What falls out of the window (older than seq - 128) is forgotten, as aiortc truncates. */
+    uint16_t forget_from = (uint16_t)(self->nack_max - NACK_WINDOW);
+    int forget = advance > NACK_WINDOW + 1 ? NACK_WINDOW + 1 : advance;
+    for (int i = 0; i < forget; i++) {
+        missing_set(self, (uint16_t)(forget_from + i), 0);
+    }
+    int gap = advance - 1;
+    int first = gap > NACK_WINDOW ? gap - NACK_WINDOW : 0;
+    for (int i = first; i < gap; i++) {
+        missing_set(self, (uint16_t)(self->nack_max + 1 + i), 1);
+    }
+    self->nack_max = seq;
+    return gap > 0;
+}
+
+static PyObject *missing_list(Stream *self) {
+    PyObject *lost = PyList_New(0);
+    if (lost == NULL) {
+        return NULL;
+    }
+    for (int i = NACK_WINDOW; i > 0; i--) {
+        uint16_t seq = (uint16_t)(self->nack_max - i);
+        if (missing_has(self, seq)) {
+            PyObject *number = PyLong_FromLong(seq);
+            if (number == NULL || PyList_Append(lost, number) < 0) {
+                Py_XDECREF(number);
+                Py_DECREF(lost);
+                return NULL;
+            }
+            Py_DECREF(number);
+        }
+    }
+    return lost;
+}
+
+/* One media packet of the stream: statistics, NACKs, forwarding, the estimator's feed. Returns
+ * -1 with the first exception a callback raised; what the packet had to do is done all the same
+ * (a failed callback loses its own event only). */
+static int stream_receive(Stream *self, const RtpFields *f, PyObject *payload,
+                          long long arrival_ms, int retransmission) {
+    PyObject *failure_type = NULL, *failure = NULL, *failure_traceback = NULL;
+#define KEEP_FAILURE()                                                                         \
+    do {                                                                                       \
+        if (failure_type == NULL) {                                                            \
+            PyErr_Fetch(&failure_type, &failure, &failure_traceback);                          \
+        } else {                                                                               \
+            PyErr_WriteUnraisable((PyObject *)self);                                           \
+        }                                                                                      \
+    } while (0)
+    Py_INCREF(self); /* a callback may drop the last other reference */
+    if (!retransmission) {
+        /* aiortc counts a retransmission in its RTX SSRC's statistics, not the media SSRC's. */
+        count_received(self, f);
+    }
+    if (self->nacking && note_sequence(self, f->sequence) && is_set(self->on_gap)) {
+        PyObject *lost = missing_list(self);
+        if (lost == NULL || call(self->on_gap, Py_BuildValue("(N)", lost)) < 0) {
+            KEEP_FAILURE();
+        }
+    }
+    if (is_set(self->on_packet)) {
+        if (call(self->on_packet,
+                 Py_BuildValue("(iiIIkOill)", f->payload_type, f->marker,
+                               (unsigned int)f->sequence,
+                               (unsigned int)f->timestamp, (unsigned long)f->ssrc, payload,
+                               f->padding, f->abs_send_time, f->audio_level)) < 0) {
+            KEEP_FAILURE();
+        }
+    } else if (self->fanout != NULL && PyList_Check(self->fanout)) {
+        if (!self->video && self->live && f->audio_level >= 0 && is_set(self->on_level)) {
+            if (call(self->on_level, Py_BuildValue("(l)", f->audio_level & 0x7F)) < 0) {
+                KEEP_FAILURE();
+            }
+        }
+        Py_ssize_t payload_size = PyBytes_GET_SIZE(payload);
+        self->octets += (unsigned long long)payload_size;
+        if (self->switching && self->video &&
+            keyframe_start((const uint8_t *)PyBytes_AS_STRING(payload), payload_size) &&
+            is_set(self->on_switch)) {
+            if (call(self->on_switch, PyTuple_New(0)) < 0) {
+                KEEP_FAILURE();
+            }
+        }
+        PyObject *slots = self->fanout;
+        PyObject *none = NULL;
+        if (!self->live) {
+            none = PyList_New(0);
+            slots = none;
+        }
+        Fanned fanned;
+        if (slots == NULL ||
+            forward_packet(slots, self->video, f->sequence, f->timestamp, f->marker, payload,
+                           (int)f->audio_level, &fanned) < 0) {
+            KEEP_FAILURE();
+        } else {
+            if (fanned.keyframe_start) {
+                self->keyframes++;
+            }
+            if (fanned.frame_end) {
+                self->frames_received++;
+                self->frames_forwarded += (unsigned long long)fanned.sent;
+            }
+            if (pacer.count && is_set(self->on_waiting) &&
+                call(self->on_waiting, PyTuple_New(0)) < 0) {
+                KEEP_FAILURE();
+            }
+            if (fanned.held && is_set(self->on_held) && call(self->on_held, PyTuple_New(0)) < 0) {
+                KEEP_FAILURE();
+            }
+        }
+        Py_XDECREF(none);
+    }
+    if (is_set(self->on_frame)) {
+        self->pending_octets += PyBytes_GET_SIZE(payload) + f->padding;
+        if (f->marker && f->abs_send_time >= 0) {
+            long long octets = self->pending_octets;
+            self->pending_octets = 0;
+            if (call(self->on_frame, Py_BuildValue("(lLLk)", f->abs_send_time, arrival_ms, octets,
+                                                   (unsigned long)f->ssrc)) < 0) {
+                KEEP_FAILURE();
+            }
+        }
+    }
+#undef KEEP_FAILURE
+    Py_DECREF(self);
+    if (failure_type != NULL) {
+        PyErr_Restore(failure_type, failure, failure_traceback);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Stream_receive(Stream *self, PyObject *args) {
+    RtpFields f;
+    unsigned int sequence, timestamp;
+    unsigned long ssrc;
+    PyObject *payload;
+    long long arrival_ms;
+    int retransmission = 0;
+    if (!PyArg_ParseTuple(args, "iiIIkSillL|p", &f.payload_type, &f.marker, &sequence,
+                          &timestamp, &ssrc, &payload, &f.padding, &f.abs_send_time,
+                          &f.audio_level, &arrival_ms, &retransmission)) {
+        return NULL;
+    }
+    if (PyBytes_GET_SIZE(payload) > BUFFER_SIZE - MAX_HEADER - TRAILER) {
+        PyErr_SetString(PyExc_ValueError, "RTP payload too large");
+        return NULL;
+    }
+    f.payload_type &= 0x7F;
+    f.sequence = (uint16_t)sequence;
+    f.timestamp = timestamp;
+    f.ssrc = (uint32_t)ssrc;
+    f.position = 0;
+    f.payload_size = (int)PyBytes_GET_SIZE(payload);
+    if (stream_receive(self, &f, payload, arrival_ms, retransmission) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Stream_restart(Stream *self, PyObject *args) {
+    unsigned long ssrc;
+    unsigned int clock_rate;
+    int nacking;
+    if (!PyArg_ParseTuple(args, "kIp", &ssrc, &clock_rate, &nacking)) {
+        return NULL;
+    }
+    if (clock_rate == 0) {
+        PyErr_SetString(PyExc_ValueError, "clock rate must be positive");
+        return NULL;
+    }
+    self->restarted = 1;
+    self->ssrc = (uint32_t)ssrc;
+    self->clock_rate = clock_rate;
+    self->receiving = 0;
+    self->cycles = self->packets_received = self->jitter_q4 = self->last_arrival = 0;
+    self->has_last_timestamp = 0;
+    self->nacking = nacking;
+    self->nack_started = 0;
+    memset(self->missing, 0, sizeof self->missing);
+    self->pending_octets = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Stream_statistics(Stream *self, PyObject *unused) {
+    if (!self->receiving) {
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(iiLLL)", self->base_seq, self->max_seq, self->cycles,
+                         self->packets_received, self->jitter_q4);
+}
+
+static PyObject *Stream_take_octets(Stream *self, PyObject *unused) {
+    unsigned long long octets = self->octets;
+    self->octets = 0;
+    return PyLong_FromUnsignedLongLong(octets);
+}
+
+static PyObject *Stream_counters(Stream *self, PyObject *unused) {
+    return Py_BuildValue("(KKK)", self->keyframes, self->frames_received,
+                         self->frames_forwarded);
+}
+
+static PyObject *Stream_get_missing(Stream *self, void *closure) {
+    if (!self->nack_started) {
+        return PyList_New(0);
+    }
+    return missing_list(self);
+}
+
+static PyObject *Stream_get_ssrc(Stream *self, void *closure) {
+    if (!self->restarted) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromUnsignedLong(self->ssrc);
+}
+
+static PyMethodDef Stream_methods[] = {
+    {"receive", (PyCFunction)Stream_receive, METH_VARARGS,
+     "receive(payload_type, marker, sequence, timestamp, ssrc, payload, padding, abs_send_time, "
+     "audio_level, arrival_ms, retransmission=False): one media packet (-1: no such extension)"},
+    {"restart", (PyCFunction)Stream_restart, METH_VARARGS,
+     "restart(ssrc, clock_rate, nacking): a new reception; statistics and NACKs start again"},
+    {"statistics", (PyCFunction)Stream_statistics, METH_NOARGS,
+     "(base_seq, max_seq, cycles, packets_received, jitter_q4), or None before any packet"},
+    {"take_octets", (PyCFunction)Stream_take_octets, METH_NOARGS,
+     "payload bytes forwarded or not since the last call"},
+    {"counters", (PyCFunction)Stream_counters, METH_NOARGS,
+     "(keyframes_received, frames_received, frames_forwarded)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef Stream_members[] = {
+    {"fanout", T_OBJECT, offsetof(Stream, fanout), 0, "the slots (a list) packets go to"},
+    {"live", T_INT, offsetof(Stream, live), 0, "forwarded now"},
+    {"switching", T_INT, offsetof(Stream, switching), 0, "slots wait for this layer's keyframe"},
+    {"video", T_INT, offsetof(Stream, video), READONLY, "a video stream"},
+    {"on_gap", T_OBJECT, offsetof(Stream, on_gap), 0, "on_gap(lost)"},
+    {"on_frame", T_OBJECT, offsetof(Stream, on_frame), 0,
+     "on_frame(abs_send_time, arrival_ms, octets, ssrc)"},
+    {"on_level", T_OBJECT, offsetof(Stream, on_level), 0, "on_level(level)"},
+    {"on_switch", T_OBJECT, offsetof(Stream, on_switch), 0, "on_switch()"},
+    {"on_held", T_OBJECT, offsetof(Stream, on_held), 0, "on_held()"},
+    {"on_waiting", T_OBJECT, offsetof(Stream, on_waiting), 0, "on_waiting()"},
+    {"on_packet", T_OBJECT, offsetof(Stream, on_packet), 0,
+     "on_packet(payload_type, marker, sequence, timestamp, ssrc, payload, padding, "
+     "abs_send_time, audio_level)"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef Stream_getset[] = {
+    {"missing", (getter)Stream_get_missing, NULL, "the lost sequence numbers NACKs name", NULL},
+    {"ssrc", (getter)Stream_get_ssrc, NULL, "the SSRC received (None before restart)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject StreamType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media_relay._fanout.Stream",
+    .tp_basicsize = sizeof(Stream),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A publisher's stream, received and forwarded.",
+    .tp_new = Stream_new,
+    .tp_dealloc = (destructor)Stream_dealloc,
+    .tp_traverse = (traverseproc)Stream_traverse,
+    .tp_clear = (inquiry)Stream_clear,
+    .tp_methods = Stream_methods,
+    .tp_members = Stream_members,
+    .tp_getset = Stream_getset,
+};
+
+/* A publisher connection's SRTP media, taken in as each datagram arrives (its `data_received`
+ * replaces aioice's Connection.data_received, which queues every datagram for the DTLS
+ * transport's task). A datagram of a routed SSRC (one aiortc has already routed to a tapped
+ * receiver, which then `route`d it here) is unprotected, parsed and handed to its Stream with no
+ * Python at all; everything else (DTLS, SRTCP, unrouted SSRCs, RTX) goes to `fallback`, aioice's
+ * queue, as before. */
+#define MAX_ROUTES 16
+
+typedef struct {
+    uint32_t ssrc;
+    PyObject *stream;
+    PyObject *receiver;
+    PyObject *codecs; /* the receiver's payload type -> codec dict */
+} Route;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *fallback;
+    PyObject *session; /* keeps the libsrtp session alive while its pointer is used */
+    void *srtp;
+    protect_fn unprotect;
+    int abs_send_time_id, audio_level_id;
+    Route routes[MAX_ROUTES];
+    int count;
+    unsigned long long rx_bytes, rx_packets;
+} Ingest;
+
+static PyObject *str_enabled;
+
+static PyObject *Ingest_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"fallback", NULL};
+    PyObject *fallback;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O", keywords, &fallback)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "fallback must be callable");
+        return NULL;
+    }
+    Ingest *self = (Ingest *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    Py_INCREF(fallback);
+    self->fallback = fallback;
+    return (PyObject *)self;
+}
+
+static void clear_route(Route *route) {
+    Py_CLEAR(route->stream);
+    Py_CLEAR(route->receiver);
+    Py_CLEAR(route->codecs);
+}
+
+static int Ingest_traverse(Ingest *self, visitproc visit, void *arg) {
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->session);
+    for (int i = 0; i < self->count; i++) {
+        Py_VISIT(self->routes[i].stream);
+        Py_VISIT(self->routes[i].receiver);
+        Py_VISIT(self->routes[i].codecs);
+    }
+    return 0;
+}
+
+static int Ingest_clear(Ingest *self) {
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->session);
+    self->srtp = NULL;
+    for (int i = 0; i < self->count; i++) {
+        clear_route(&self->routes[i]);
+    }
+    self->count = 0;
+    return 0;
+}
+
+static void Ingest_dealloc(Ingest *self) {
+    PyObject_GC_UnTrack(self);
+    Ingest_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Ingest_use_keys(Ingest *self, PyObject *args) {
+    PyObject *session;
+    unsigned long long srtp, unprotect;
+    if (!PyArg_ParseTuple(args, "OKK", &session, &srtp, &unprotect)) {
+        return NULL;
+    }
+    Py_INCREF(session);
+    Py_XSETREF(self->session, session);
+    self->srtp = (void *)(uintptr_t)srtp;
+    self->unprotect = (protect_fn)(uintptr_t)unprotect;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Ingest_use_extensions(Ingest *self, PyObject *args) {
+    if (!PyArg_ParseTuple(args, "ii", &self->abs_send_time_id, &self->audio_level_id)) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Ingest_route(Ingest *self, PyObject *args) {
+    unsigned long ssrc;
+    PyObject *receiver, *codecs, *stream;
+    if (!PyArg_ParseTuple(args, "kOO!O!", &ssrc, &receiver, &PyDict_Type, &codecs, &StreamType,
+                          &stream)) {
+        return NULL;
+    }
+    int at = 0;
+    while (at < self->count && self->routes[at].ssrc != (uint32_t)ssrc) {
+        at++;
+    }
+    if (at == MAX_ROUTES) {
+        Py_RETURN_FALSE; /* the rest of this SSRC's packets take the Python route */
+    }
+    if (at == self->count) {
+        self->count++;
+    } else {
+        clear_route(&self->routes[at]);
+    }
+    Route *route = &self->routes[at];
+    route->ssrc = (uint32_t)ssrc;
+    Py_INCREF(stream);
+    route->stream = stream;
+    Py_INCREF(receiver);
+    route->receiver = receiver;
+    Py_INCREF(codecs);
+    route->codecs = codecs;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *Ingest_unroute(Ingest *self, PyObject *receiver) {
+    int kept = 0;
+    for (int i = 0; i < self->count; i++) {
+        if (self->routes[i].receiver == receiver) {
+            clear_route(&self->routes[i]);
+        } else {
+            self->routes[kept++] = self->routes[i];
+        }
+    }
+    for (int i = kept; i < self->count; i++) {
+        memset(&self->routes[i], 0, sizeof(Route));
+    }
+    self->count = kept;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Ingest_take_counts(Ingest *self, PyObject *unused) {
+    PyObject *counts = Py_BuildValue("(KK)", self->rx_bytes, self->rx_packets);
+    self->rx_bytes = self->rx_packets = 0;
+    return counts;
+}
+
+static PyObject *Ingest_get_routed(Ingest *self, void *closure) {
+    PyObject *routed = PyList_New(self->count);
+    if (routed == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < self->count; i++) {
+        PyList_SET_ITEM(routed, i, PyLong_FromUnsignedLong(self->routes[i].ssrc));
+    }
+    return routed;
+}
+
+static long long ntp_epoch_ms_now(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    /* aiortc's clock.current_ms(): milliseconds from the NTP epoch (1900). */
+    return ((long long)now.tv_sec + 2208988800LL) * 1000 + now.tv_nsec / 1000000;
+}
+
+static PyObject *Ingest_data_received(Ingest *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "data_received(data: bytes, component)");
+        return NULL;
+    }
+    PyObject *data = args[0];
+    const uint8_t *at = (const uint8_t *)PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    Route *route = NULL;
+    /* SRTP only (RFC 5761: RTCP packet types 192-208 are not RTP's payload types). */
+    if (self->srtp != NULL && size >= 12 && size <= BUFFER_SIZE && at[0] > 127 && at[0] < 192 &&
+        !(at[1] > 191 && at[1] < 209)) {
+        uint32_t ssrc = (uint32_t)at[8] << 24 | (uint32_t)at[9] << 16 | (uint32_t)at[10] << 8 |
+                        at[11];
+        for (int i = 0; i < self->count; i++) {
+            if (self->routes[i].ssrc == ssrc) {
+                route = &self->routes[i];
+                break;
+            }
+        }
+    }
+    if (route == NULL) {
+        return PyObject_Vectorcall(self->fallback, args, 2, NULL);
+    }
+    self->rx_bytes += (unsigned long long)size;
+    self->rx_packets++;
+    PyObject *stream = route->stream, *codecs = route->codecs;
+    PyObject *enabled = PyObject_GetAttr(route->receiver, str_enabled);
+    if (enabled == NULL) {
+        return NULL;
+    }
+    int is_enabled = PyObject_IsTrue(enabled);
+    Py_DECREF(enabled);
+    if (is_enabled <= 0) {
+        return is_enabled < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    uint8_t buffer[BUFFER_SIZE];
+    memcpy(buffer, at, (size_t)size);
+    int length = (int)size;
+    RtpFields f;
+    if (self->unprotect(self->srtp, buffer, &length) != 0 ||
+        parse_rtp(buffer, length, self->abs_send_time_id, self->audio_level_id, &f) < 0) {
+        Py_RETURN_NONE; /* does not authenticate, or not valid RTP: dropped, as aiortc does */
+    }
+    PyObject *payload_type = PyLong_FromLong(f.payload_type); /* < 128: a cached small int */
+    int known = PyDict_Contains(codecs, payload_type);
+    Py_DECREF(payload_type);
+    if (known <= 0) {
+        return known < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    PyObject *payload =
+        PyBytes_FromStringAndSize((const char *)buffer + f.position, f.payload_size);
+    if (payload == NULL) {
+        return NULL;
+    }
+    Py_INCREF(stream);
+    int result = stream_receive((Stream *)stream, &f, payload, ntp_epoch_ms_now(), 0);
+    Py_DECREF(stream);
+    Py_DECREF(payload);
+    if (result < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Ingest_methods[] = {
+    {"data_received", (PyCFunction)(void (*)(void))Ingest_data_received, METH_FASTCALL,
+     "data_received(data, component): a datagram of the connection"},
+    {"use_keys", (PyCFunction)Ingest_use_keys, METH_VARARGS,
+     "use_keys(session, srtp_t, srtp_unprotect): the connection's inbound SRTP"},
+    {"use_extensions", (PyCFunction)Ingest_use_extensions, METH_VARARGS,
+     "use_extensions(abs_send_time_id, audio_level_id): negotiated header extension ids (0: none)"},
+    {"route", (PyCFunction)Ingest_route, METH_VARARGS,
+     "route(ssrc, receiver, codecs, stream) -> bool: take in the SSRC's packets for the stream"},
+    {"unroute", (PyCFunction)Ingest_unroute, METH_O,
+     "unroute(receiver): the receiver's SSRCs go back to the fallback"},
+    {"take_counts", (PyCFunction)Ingest_take_counts, METH_NOARGS,
+     "(bytes, packets) taken in since the last call"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Ingest_getset[] = {
+    {"routed", (getter)Ingest_get_routed, NULL, "the SSRCs taken in", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject IngestType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media_relay._fanout.Ingest",
+    .tp_basicsize = sizeof(Ingest),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A publisher connection's SRTP media, taken in as it arrives.",
+    .tp_new = Ingest_new,
+    .tp_dealloc = (destructor)Ingest_dealloc,
+    .tp_traverse = (traverseproc)Ingest_traverse,
+    .tp_clear = (inquiry)Ingest_clear,
+    .tp_methods = Ingest_methods,
+    .tp_getset = Ingest_getset,
+};
 
 /* The receive side of a relay socket: the datagrams waiting on it, read in one `recvmmsg` call.
  * asyncio's datagram transport reads one datagram per event-loop turn (a selector wakeup, a
@@ -991,7 +1751,8 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__fanout(void) {
-    if (PyType_Ready(&SlotType) < 0) {
+    if (PyType_Ready(&SlotType) < 0 || PyType_Ready(&StreamType) < 0 ||
+        PyType_Ready(&IngestType) < 0) {
         return NULL;
     }
     pacer.ring = PyMem_RawCalloc(PACER_CAPACITY, sizeof(Queued));
@@ -1003,16 +1764,18 @@ PyMODINIT_FUNC PyInit__fanout(void) {
     str_data_received = PyUnicode_InternFromString("data_received");
     str_datagram_received = PyUnicode_InternFromString("datagram_received");
     str_error_received = PyUnicode_InternFromString("error_received");
-    if (str_data_received == NULL || str_datagram_received == NULL || str_error_received == NULL) {
+    str_enabled = PyUnicode_InternFromString("_enabled");
+    if (str_data_received == NULL || str_datagram_received == NULL || str_error_received == NULL ||
+        str_enabled == NULL) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;
     }
-    Py_INCREF(&SlotType);
-    if (PyModule_AddObject(m, "Slot", (PyObject *)&SlotType) < 0) {
-        Py_DECREF(&SlotType);
+    if (PyModule_AddObjectRef(m, "Slot", (PyObject *)&SlotType) < 0 ||
+        PyModule_AddObjectRef(m, "Stream", (PyObject *)&StreamType) < 0 ||
+        PyModule_AddObjectRef(m, "Ingest", (PyObject *)&IngestType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

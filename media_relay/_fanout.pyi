@@ -1,7 +1,7 @@
 """Types of the compiled fan-out loop (media_relay/_fanout.c)."""
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 class Slot:
     """One subscriber slot's RTP stream."""
@@ -22,6 +22,60 @@ class Slot:
     def stop_source(self) -> None: ...
     def sent_packet(self, sequence_number: int) -> bytes | None: ...
     def counters(self) -> tuple[int, int, int, int, int, int, int, int]: ...
+
+class Stream:
+    """A publisher's stream, received and forwarded (see media_relay/_fanout.c)."""
+
+    fanout: list[Slot] | None
+    live: int
+    switching: int
+    video: int
+    on_gap: Callable[[list[int]], object] | None
+    on_frame: Callable[[int, int, int, int], object] | None
+    on_level: Callable[[int], object] | None
+    on_switch: Callable[[], object] | None
+    on_held: Callable[[], object] | None
+    on_waiting: Callable[[], object] | None
+    on_packet: Callable[[int, int, int, int, int, bytes, int, int, int], object] | None
+    @property
+    def missing(self) -> list[int]: ...
+    @property
+    def ssrc(self) -> int | None: ...
+    def __init__(self, video: bool) -> None: ...
+    def receive(
+        self,
+        payload_type: int,
+        marker: int,
+        sequence: int,
+        timestamp: int,
+        ssrc: int,
+        payload: bytes,
+        padding: int,
+        abs_send_time: int,
+        audio_level: int,
+        arrival_ms: int,
+        retransmission: bool = ...,
+        /,
+    ) -> None: ...
+    def restart(self, ssrc: int, clock_rate: int, nacking: bool, /) -> None: ...
+    def statistics(self) -> tuple[int, int, int, int, int] | None: ...
+    def take_octets(self) -> int: ...
+    def counters(self) -> tuple[int, int, int]: ...
+
+class Ingest:
+    """A publisher connection's SRTP media, taken in as it arrives."""
+
+    @property
+    def routed(self) -> list[int]: ...
+    def __init__(self, fallback: Callable[[bytes, int], object]) -> None: ...
+    def data_received(self, data: bytes, component: int, /) -> None: ...
+    def use_keys(self, session: object, srtp: int, unprotect: int, /) -> None: ...
+    def use_extensions(self, abs_send_time_id: int, audio_level_id: int, /) -> None: ...
+    def route(
+        self, ssrc: int, receiver: object, codecs: dict[int, Any], stream: Stream, /
+    ) -> bool: ...
+    def unroute(self, receiver: object, /) -> None: ...
+    def take_counts(self) -> tuple[int, int]: ...
 
 def forward(
     slots: list[Slot],

@@ -74,7 +74,7 @@ from aiortc.rate import RateCounter, RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
-from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     AnyRtcpPacket,
@@ -85,13 +85,14 @@ from aiortc.rtp import (
     RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
+    clamp_packets_lost,
     pack_remb_fci,
     unpack_remb_fci,
     unwrap_rtx,
 )
 from pylibsrtp import _binding as srtp_binding
 
-from media_relay._fanout import read_datagrams, unprotect_rtp
+from media_relay._fanout import Ingest, Stream, read_datagrams
 
 PINNED_AIORTC = "1.16.0"
 
@@ -101,6 +102,7 @@ _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _CODECS = "_RTCRtpReceiver__codecs"
+_KIND = "_RTCRtpReceiver__kind"
 _RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
 _REMOTE_STREAMS = "_RTCRtpReceiver__remote_streams"
 _NACK_GENERATOR = "_RTCRtpReceiver__nack_generator"
@@ -389,31 +391,90 @@ _ESTIMATES: weakref.WeakKeyDictionary[RTCDtlsTransport, _SharedEstimate] = (
 )
 
 
+class _CompiledStatistics:
+    """aiortc's `StreamStatistics` of one SSRC, kept by the compiled `Stream` that receives it:
+    what the receiver's RTCP loop (receiver reports) and `getStats()` read, read from C."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+        self._expected_prior = 0
+        self._received_prior = 0
+
+    def _read(self) -> tuple[int, int, int, int, int]:
+        return self._stream.statistics() or (0, 0, 0, 0, 0)
+
+    @property
+    def base_seq(self) -> int:
+        return self._read()[0]
+
+    @property
+    def max_seq(self) -> int:
+        return self._read()[1]
+
+    @property
+    def cycles(self) -> int:
+        return self._read()[2]
+
+    @property
+    def packets_received(self) -> int:
+        return self._read()[3]
+
+    @property
+    def jitter(self) -> int:
+        return self._read()[4] >> 4
+
+    @property
+    def packets_expected(self) -> int:
+        base_seq, max_seq, cycles, _, _ = self._read()
+        return cycles + max_seq - base_seq + 1
+
+    @property
+    def packets_lost(self) -> int:
+        return clamp_packets_lost(self.packets_expected - self.packets_received)
+
+    @property
+    def fraction_lost(self) -> int:
+        # aiortc's own computation, over what arrived since the last report.
+        base_seq, max_seq, cycles, received, _ = self._read()
+        expected = cycles + max_seq - base_seq + 1
+        expected_interval = expected - self._expected_prior
+        self._expected_prior = expected
+        received_interval = received - self._received_prior
+        self._received_prior = received
+        lost_interval = expected_interval - received_interval
+        if expected_interval == 0 or lost_interval <= 0:
+            return 0
+        return (lost_interval << 8) // expected_interval
+
+
 class _LeanReceivePath:
     """What a forwarding publisher leg needs of `RTCRtpReceiver._handle_rtp_packet`, no more.
 
     aiortc's own handler also depayloads each packet, feeds its jitter buffer and decoder queue,
     timestamps each SSRC with a datetime and runs the bandwidth estimator on every video packet.
-    This one keeps, for the publisher: receiver-report statistics (aiortc's `StreamStatistics`,
-    read by the receiver's own RTCP loop), RTX unwrapping, NACKs when a new gap appears (aiortc's
-    `NackGenerator`: one NACK per loss event, not per packet) and REMB from aiortc's estimator,
-    one per connection (`_SharedEstimate`), fed at the end of a frame with every byte since its
-    last call, at most every `ESTIMATE_EVERY_MS`, instead of once per packet: an estimator group
-    is a burst of packets sent within 5 ms, which a paced frame is, so the arrival deltas it
-    compares are nearly the same, at a fraction of the cost. `handle` is synchronous: the few
-    RTCP packets it sends (NACK, REMB) go out in tasks of their own.
+    Here each media packet goes to the compiled `Stream` (`media_relay._fanout`), which keeps
+    the receiver-report statistics (read back through `_CompiledStatistics`, which replaces
+    aiortc's `StreamStatistics` for the media SSRC), finds the lost packets as aiortc's
+    `NackGenerator` does (one NACK per loss event, not per packet) and forwards the packet. This
+    class handles what reaches Python: the packets aiortc routes itself (an SSRC's first, after
+    which `_DirectIngest` takes the SSRC over in C), RTX retransmissions (unwrapped here, with
+    aiortc's statistics for the RTX SSRC), and the stream's events: a gap (a NACK) and the end of
+    a video frame, which feeds aiortc's estimator, one per connection (`_SharedEstimate`), with
+    every byte since its last call, at most every `ESTIMATE_EVERY_MS`, instead of once per packet:
+    an estimator group is a burst of packets sent within 5 ms, which a paced frame is, so the
+    arrival deltas it compares are nearly the same, at a fraction of the cost. The few RTCP
+    packets it sends (NACK, REMB) go out in tasks of their own.
     """
 
-    def __init__(self, receiver: RTCRtpReceiver, sink: PacketSink) -> None:
+    def __init__(self, receiver: RTCRtpReceiver, stream: Stream, ingest: _DirectIngest) -> None:
         self._receiver = receiver
-        self._sink = sink
+        self._stream = stream
+        self._ingest = ingest
         # The receiver's own dicts, filled by `receive()` and read by its RTCP loop.
         self._codecs: dict[int, Any] = _require_instance_attribute(receiver, _CODECS)
         self._rtx_ssrcs: dict[int, int] = _require_instance_attribute(receiver, _RTX_SSRC)
-        self._streams: dict[int, StreamStatistics] = _require_instance_attribute(
-            receiver, _REMOTE_STREAMS
-        )
-        self._nack: NackGenerator | None = _require_instance_attribute(receiver, _NACK_GENERATOR)
+        self._streams: dict[int, Any] = _require_instance_attribute(receiver, _REMOTE_STREAMS)
+        self._nacking = _require_instance_attribute(receiver, _NACK_GENERATOR) is not None
         estimator: RemoteBitrateEstimator | None = _require_instance_attribute(
             receiver, _BITRATE_ESTIMATOR
         )
@@ -427,6 +488,8 @@ class _LeanReceivePath:
         _require_instance_attribute(receiver, "_enabled")
         self._tasks: set[asyncio.Task[None]] = set()
         self.media_ssrc: int | None = None
+        stream.on_gap = self._send_nack if self._nacking else None
+        stream.on_frame = self._estimate if self._estimate_with is not None else None
 
     async def handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         """aiortc's entry point: its own route, until `_DirectIngest` takes the SSRC over."""
@@ -440,37 +503,63 @@ class _LeanReceivePath:
         if codec is None:
             return
         ssrc = packet.ssrc
-        stream = self._streams.get(ssrc)
-        if stream is None:
-            stream = self._streams[ssrc] = StreamStatistics(codec.clockRate)
-        stream.add(packet)
-        if codec.mimeType[-4:].lower() == "/rtx":
+        stream = self._stream
+        retransmission = codec.mimeType[-4:].lower() == "/rtx"
+        if retransmission:
+            statistics = self._streams.get(ssrc)
+            if statistics is None:
+                statistics = self._streams[ssrc] = StreamStatistics(codec.clockRate)
+            statistics.add(packet)
             media_ssrc = self._rtx_ssrcs.get(ssrc)
             apt = codec.parameters.get("apt")
             if media_ssrc is None or len(packet.payload) < 2 or apt not in self._codecs:
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=media_ssrc)
             ssrc = media_ssrc
+            codec = self._codecs[apt]
+        if ssrc != stream.ssrc or ssrc != self.media_ssrc:
+            self._start(ssrc, codec.clockRate)
         self.media_ssrc = ssrc
-        if self._nack is not None and self._nack.add(packet):
-            self._spawn(receiver._send_rtcp_nack(ssrc, sorted(self._nack.missing)))
-        self._sink(packet)
-        if self._estimate_with is not None:
-            self._estimate(self._estimate_with, packet, arrival_time_ms)
+        extensions = packet.extensions
+        level = extensions.audio_level
+        stream.receive(
+            packet.payload_type,
+            packet.marker,
+            packet.sequence_number,
+            packet.timestamp,
+            ssrc,
+            packet.payload,
+            packet.padding_size,
+            -1 if extensions.abs_send_time is None else extensions.abs_send_time,
+            -1 if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F),
+            arrival_time_ms,
+            retransmission,
+        )
 
-    def _estimate(self, shared: _SharedEstimate, packet: RtpPacket, arrival_time_ms: int) -> None:
-        shared.pending_bytes += len(packet.payload) + packet.padding_size
-        abs_send_time = packet.extensions.abs_send_time
-        if not packet.marker or abs_send_time is None:
+    def _start(self, ssrc: int, clock_rate: int) -> None:
+        """A new media SSRC: statistics and NACKs start again, and its next packets go to C."""
+        self._stream.restart(ssrc, clock_rate, self._nacking)
+        self._streams[ssrc] = _CompiledStatistics(self._stream)
+        self._ingest.route(ssrc, self._receiver, self._codecs, self._stream)
+
+    def _send_nack(self, lost: list[int]) -> None:
+        ssrc = self._stream.ssrc
+        if ssrc is not None:
+            self._spawn(self._receiver._send_rtcp_nack(ssrc, lost))
+
+    def _estimate(self, abs_send_time: int, arrival_time_ms: int, octets: int, ssrc: int) -> None:
+        shared = self._estimate_with
+        if shared is None:  # not set as the stream's on_frame then
             return
-        shared.ssrcs.add(packet.ssrc)
+        shared.pending_bytes += octets
+        shared.ssrcs.add(ssrc)
         if arrival_time_ms - shared.last_fed_ms < ESTIMATE_EVERY_MS:
             return
         remb = shared.estimator.add(
             abs_send_time=abs_send_time,
             arrival_time_ms=arrival_time_ms,
             payload_size=shared.pending_bytes,
-            ssrc=packet.ssrc,
+            ssrc=ssrc,
         )
         shared.pending_bytes = 0
         shared.last_fed_ms = arrival_time_ms
@@ -492,78 +581,93 @@ class _LeanReceivePath:
 
 
 class _DirectIngest:
-    """Hands a DTLS transport's SRTP media for tapped receivers to them in the datagram callback.
+    """A DTLS transport's SRTP media for tapped receivers, taken in by the compiled `Ingest` as
+    each datagram arrives.
 
     aioice queues every datagram; the DTLS transport's task takes each from the queue, then
     unprotects, parses and routes it, and awaits the receiver: a task wakeup and a chain of
-    coroutines per packet. For an SRTP (not SRTCP) datagram whose SSRC aiortc's router already
-    routes to a tapped receiver, this does the same work synchronously when the datagram arrives.
-    Everything else (DTLS, SRTCP, the first packets of an SSRC, other receivers) is queued as
-    before, so aiortc still routes what it has not seen.
+    coroutines per packet. Once aiortc has routed an SSRC to a tapped receiver (its first packet
+    takes aiortc's route), `route` hands that SSRC to the compiled ingest, which unprotects,
+    parses and gives each of its datagrams to the receiver's `Stream` with no Python at all.
+    Everything else (DTLS, SRTCP, RTX, unrouted SSRCs) is queued as before. The datagrams taken
+    in are added to the transport's counters when its statistics are read.
     """
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
-        router = _require_instance_attribute(dtls, "_rtp_router")
-        self._ssrc_table: dict[int, RTCRtpReceiver] = _require_instance_attribute(
-            router, "ssrc_table"
-        )
         self._extensions: Any = _require_instance_attribute(dtls, "_rtp_header_extensions_map")
         _require_instance_attribute(self._extensions, _EXTENSION_IDS)
         self._srtp: pylibsrtp.Session | None = None
-        self._srtp_context = 0
         _require_instance_attribute(dtls, "_rx_srtp")
         _require_instance_attribute(dtls, _RX_BYTES)
-        # Keyed by what the router answers, None included: one lookup per datagram.
-        self.paths: dict[RTCRtpReceiver | None, _LeanReceivePath] = {}
+        _require_instance_attribute(dtls, _RX_PACKETS)
         connection = _require_instance_attribute(dtls.transport, "_connection")
-        self._queue: Callable[[bytes, int], None] = connection.data_received
         # StunProtocol calls `self.receiver.data_received`: an instance attribute replaces it.
-        connection.data_received = self.data_received
+        self.compiled = Ingest(connection.data_received)
+        connection.data_received = self.compiled.data_received
+        get_stats = dtls._get_stats
 
-    def data_received(self, data: bytes, component: int) -> None:
+        def counted_stats() -> Any:
+            self.count()
+            return get_stats()
+
+        dtls._get_stats = counted_stats  # type: ignore[method-assign]
+
+    def route(
+        self, ssrc: int, receiver: RTCRtpReceiver, codecs: dict[int, Any], stream: Stream
+    ) -> None:
+        """Take in the SSRC's datagrams for `stream` from now on."""
         srtp = self._dtls._rx_srtp
-        if srtp is None or len(data) < 12 or not 127 < data[0] < 192 or 191 < data[1] < 209:
-            self._queue(data, component)
+        if srtp is None:
             return
-        path = self.paths.get(self._ssrc_table.get(int.from_bytes(data[8:12], "big")))
-        if path is None:
-            self._queue(data, component)
-            return
-        dtls = self._dtls
-        setattr(dtls, _RX_BYTES, getattr(dtls, _RX_BYTES) + len(data))
-        setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + 1)
         if srtp is not self._srtp:
             self._srtp = srtp
-            self._srtp_context = int(srtp_binding.ffi.cast("uintptr_t", srtp._srtp[0]))
+            context = int(srtp_binding.ffi.cast("uintptr_t", srtp._srtp[0]))
+            self.compiled.use_keys(srtp, context, _SRTP_UNPROTECT)
         ids = getattr(self._extensions, _EXTENSION_IDS)
-        # In C: libsrtp's unprotect and the header (pylibsrtp and aiortc's parser cost ~18 us).
-        fields = unprotect_rtp(
-            self._srtp_context,
-            _SRTP_UNPROTECT,
-            data,
-            ids.abs_send_time or 0,
-            ids.audio_level or 0,
-        )
-        if fields is None:
-            return
-        payload_type, marker, sequence, timestamp, ssrc, payload, padding, sent, level = fields
-        packet = RtpPacket(payload_type, marker, sequence, timestamp, ssrc, payload)
-        packet.padding_size = padding
-        if sent >= 0:
-            packet.extensions.abs_send_time = sent
-        if level >= 0:
-            packet.extensions.audio_level = (level & 0x80 == 0x80, level & 0x7F)
-        path.handle(packet, time.time_ns() // 1_000_000 + _NTP_EPOCH_MS)
+        self.compiled.use_extensions(ids.abs_send_time or 0, ids.audio_level or 0)
+        self.compiled.route(ssrc, receiver, codecs, stream)
+
+    def count(self) -> None:
+        """Add what was taken in to the transport's own counters (its `getStats()`)."""
+        octets, packets = self.compiled.take_counts()
+        dtls = self._dtls
+        setattr(dtls, _RX_BYTES, getattr(dtls, _RX_BYTES) + octets)
+        setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + packets)
 
 
 _ingests: weakref.WeakKeyDictionary[RTCDtlsTransport, _DirectIngest] = weakref.WeakKeyDictionary()
 
 
-def tap_receiver_packets(receiver: RTCRtpReceiver, sink: PacketSink) -> ReceiverTap:
-    """Send the receiver's media packets to `sink` as they arrive; nothing is reassembled.
+def _packet_sink(sink: PacketSink) -> Callable[..., None]:
+    def handle(
+        payload_type: int,
+        marker: int,
+        sequence: int,
+        timestamp: int,
+        ssrc: int,
+        payload: bytes,
+        padding: int,
+        abs_send_time: int,
+        level: int,
+    ) -> None:
+        packet = RtpPacket(payload_type, marker, sequence, timestamp, ssrc, payload)
+        packet.padding_size = padding
+        if abs_send_time >= 0:
+            packet.extensions.abs_send_time = abs_send_time
+        if level >= 0:
+            packet.extensions.audio_level = (level & 0x80 == 0x80, level & 0x7F)
+        sink(packet)
 
-    The receiver's per-packet handler is replaced by `_LeanReceivePath`: statistics for receiver
+    return handle
+
+
+def tap_receiver_packets(receiver: RTCRtpReceiver, sink: Stream | PacketSink) -> ReceiverTap:
+    """Give the receiver's media packets to `sink` as they arrive; nothing is reassembled.
+
+    `sink` is a compiled `Stream` (the relay's forwarding: no Python per packet once aiortc has
+    routed the SSRC), or a callable given each packet as an `RtpPacket` (tests and tools). The
+    receiver's per-packet handler is replaced by `_LeanReceivePath`: statistics for receiver
     reports, RTX unwrapping, NACKs and REMB stay; depayloading, the jitter buffer and the decoder
     go; once aiortc has routed an SSRC to the receiver, its packets skip aiortc's queue and tasks
     (`_DirectIngest`). aiortc's receiver keeps sending the publisher its RTCP (receiver reports,
@@ -572,16 +676,20 @@ def tap_receiver_packets(receiver: RTCRtpReceiver, sink: PacketSink) -> Receiver
     if _require_instance_attribute(receiver, _DECODER_THREAD) is not None:
         raise RuntimeError("tap_receiver_packets() must run before the receiver starts")
     _require_instance_attribute(receiver, _DECODER_QUEUE)
-    path = _LeanReceivePath(receiver, sink)
-    # An instance attribute shadows the method the DTLS transport calls for each routed packet.
-    receiver._handle_rtp_packet = path.handle_rtp_packet  # type: ignore[method-assign]
-    # No frame is ever queued: the decoder thread reads the stand-in's None and ends at once.
-    setattr(receiver, _DECODER_QUEUE, _FrameTap(lambda *_: None, None))
+    if isinstance(sink, Stream):
+        stream = sink
+    else:
+        stream = Stream(_require_instance_attribute(receiver, _KIND) == "video")
+        stream.on_packet = _packet_sink(sink)
     dtls = receiver.transport
     ingest = _ingests.get(dtls)
     if ingest is None:
         ingest = _ingests[dtls] = _DirectIngest(dtls)
-    ingest.paths[receiver] = path
+    path = _LeanReceivePath(receiver, stream, ingest)
+    # An instance attribute shadows the method the DTLS transport calls for each routed packet.
+    receiver._handle_rtp_packet = path.handle_rtp_packet  # type: ignore[method-assign]
+    # No frame is ever queued: the decoder thread reads the stand-in's None and ends at once.
+    setattr(receiver, _DECODER_QUEUE, _FrameTap(lambda *_: None, None))
     return ReceiverTap(receiver, path)
 
 

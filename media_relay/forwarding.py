@@ -42,10 +42,11 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
-from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from media_relay import pacing
 from media_relay._fanout import Slot as FanoutSlot
+from media_relay._fanout import Stream
 from media_relay.aiortc_internals import (
     ReceiverTap,
     SenderLeg,
@@ -56,7 +57,7 @@ from media_relay.aiortc_internals import (
     read_in_batches,
     tap_receiver_packets,
 )
-from media_relay.rtp_fanout import SlotOutput, SlotStats, fan_out, vp8_keyframe_start
+from media_relay.rtp_fanout import SlotOutput, SlotStats
 from media_relay.selection import DEFAULT_LAST_N, Selection, SpeakerTracker, select
 
 logger = logging.getLogger(__name__)
@@ -184,16 +185,30 @@ class _Publication:
     switching: list[_Slot] = field(default_factory=list)
     """Slots that move to this stream (a layer change) at its next keyframe."""
     stats: SourceStats = field(default_factory=SourceStats)
+    """Its Python-side counters; what the compiled stream counts per packet is in `stream`."""
     last_keyframe_request: float = float("-inf")
     keyframe_request_pending: bool = False
-    octets: int = 0
-    """Payload bytes received since the bitrate was last measured."""
     silent: bool = False
     """Nothing arrived in the last measured interval."""
+
+    def __post_init__(self) -> None:
+        self.stream = Stream(self.kind == "video")
+        """What each of its packets goes through (`media_relay._fanout`): the fan-out to
+        `fanout`, the counters, and events into Python."""
+        self.stream.fanout = self.fanout
 
     @property
     def kind(self) -> Kind:
         return SOURCE_KINDS[self.source]
+
+    def switch_at_next_keyframe(self, slot: _Slot | None = None, *, waits: bool = True) -> None:
+        """`slot` waits (or no longer waits) for this stream's next keyframe to move to it."""
+        if slot is not None:
+            if waits:
+                self.switching.append(slot)
+            else:
+                self.switching.remove(slot)
+        self.stream.switching = bool(self.switching)
 
 
 @dataclass(eq=False)
@@ -397,9 +412,7 @@ class LessonForwarder:
         if source is not None and direction in ("sendonly", "sendrecv"):
             transceiver = pc.addTransceiver(kind, direction="recvonly")
             publication = self._publication(peer.participant, source)
-            publication.tap = tap_receiver_packets(
-                transceiver.receiver, lambda packet: self._on_packet(publication, packet)
-            )
+            publication.tap = tap_receiver_packets(transceiver.receiver, publication.stream)
             peer.roles[mid] = source
         elif source is None and direction == "recvonly":
             track = ForwardedTrack(kind)
@@ -506,9 +519,19 @@ class LessonForwarder:
 
     def _publication(self, participant: str, source: OfferSource) -> _Publication:
         key = (participant, source)
-        if key not in self._publications:
-            self._publications[key] = _Publication(participant, source)
-        return self._publications[key]
+        publication = self._publications.get(key)
+        if publication is None:
+            publication = self._publications[key] = _Publication(participant, source)
+            stream = publication.stream
+            if publication.kind == "audio":
+                stream.on_level = lambda level: self._speakers.hear(
+                    participant, level, time.monotonic()
+                )
+            else:
+                stream.on_switch = lambda: self._switch_at_keyframe(publication)
+                stream.on_held = lambda: self._request_keyframe(publication)
+            stream.on_waiting = pacing.datagrams_waiting
+        return publication
 
     def _is_live(self, publication: _Publication) -> bool:
         """Forwarded now: a low layer is when its source is."""
@@ -529,8 +552,10 @@ class LessonForwarder:
         """
         live: dict[tuple[str, Source], _Publication] = {}
         for publication in self._publications.values():
+            # The compiled stream forwards (and hears levels) only while this holds.
+            publication.stream.live = self._is_live(publication)
             source = _main_source(publication.source)
-            if source is not None and self._is_live(publication):
+            if source is not None and publication.stream.live:
                 live[(publication.participant, source)] = publication
         ranking = self._speakers.ranking(dict.fromkeys(key[0] for key in live))
         changed: set[str] = set()
@@ -591,7 +616,7 @@ class LessonForwarder:
 
     def _leave_layer(self, slot: _Slot) -> None:
         if slot.switching_to is not None:
-            slot.switching_to.switching.remove(slot)
+            slot.switching_to.switch_at_next_keyframe(slot, waits=False)
             slot.switching_to = None
         if slot.layer is not None:
             slot.layer.fanout.remove(slot.output.slot)
@@ -688,7 +713,7 @@ class LessonForwarder:
                 if wanted is (slot.switching_to or slot.layer):
                     continue
                 if slot.switching_to is not None:
-                    slot.switching_to.switching.remove(slot)
+                    slot.switching_to.switch_at_next_keyframe(slot, waits=False)
                     slot.switching_to = None
                 if wanted is slot.layer:
                     continue
@@ -697,7 +722,7 @@ class LessonForwarder:
                     self._enter_layer(slot, wanted)
                     continue
                 slot.switching_to = wanted
-                wanted.switching.append(slot)
+                wanted.switch_at_next_keyframe(slot)
                 self._request_keyframe(wanted)
 
     def _switch_at_keyframe(self, layer: _Publication) -> None:
@@ -710,6 +735,7 @@ class LessonForwarder:
             slot.output.start_source()
             layer.fanout.append(slot.output.slot)
         layer.switching.clear()
+        layer.switch_at_next_keyframe()
 
     def _on_estimate(self, peer: _Peer, bitrate: int, ssrcs: Sequence[int]) -> None:
         """A REMB from the participant's browser, naming `ssrcs` (each slot's sender hears it)."""
@@ -738,32 +764,14 @@ class LessonForwarder:
             now = time.monotonic()
             elapsed, last = now - last, now
             for publication in self._publications.values():
-                rate = publication.octets * 8 / elapsed
-                publication.silent = publication.octets == 0
-                publication.octets = 0
+                octets = publication.stream.take_octets()
+                rate = octets * 8 / elapsed
+                publication.silent = octets == 0
                 # Smoothed over ~2 s: a keyframe is a burst, not the stream's rate.
                 publication.stats.bitrate += (rate - publication.stats.bitrate) * 0.25
             self._choose_layers()
 
     # Media
-
-    def _on_packet(self, publication: _Publication, packet: RtpPacket) -> None:
-        """A publisher's RTP packet, on the event loop: sent on to each subscriber slot at once."""
-        live = self._is_live(publication)
-        if live and publication.kind == "audio":
-            self._hear(publication.participant, packet)
-        publication.octets += len(packet.payload)
-        if publication.switching and vp8_keyframe_start(packet.payload):
-            self._switch_at_keyframe(publication)
-        fanned = fan_out(publication.kind, packet, publication.fanout if live else [])
-        stats = publication.stats
-        if fanned.keyframe_start:
-            stats.keyframes_received += 1
-        if fanned.frame_end:
-            stats.frames_received += 1
-            stats.frames_forwarded += fanned.sent
-        if fanned.held:
-            self._request_keyframe(publication)
 
     def _on_slot_started(self, slot: _Slot, parameters: RTCRtpSendParameters) -> None:
         """A subscriber's sender started: its slot can send, from a keyframe for video."""
@@ -772,12 +780,6 @@ class LessonForwarder:
             # it could send, and a joiner would otherwise wait out the interval for its first
             # frame. It happens once per slot.
             self._request_keyframe(slot.layer, at_once=True)
-
-    def _hear(self, participant: str, packet: RtpPacket) -> None:
-        """Note the microphone level (RFC 6464, negotiated for audio by aiortc) of one packet."""
-        level = packet.extensions.audio_level
-        if level is not None:
-            self._speakers.hear(participant, level[1], time.monotonic())
 
     async def _follow_speakers(self) -> None:
         """Pick the speakers a few times a second; a change reselects everyone's sources."""
@@ -867,6 +869,7 @@ class LessonForwarder:
             publication = self._publications.get((peer.participant, source))
             if publication is not None:
                 publication.tap = None
+                publication.stream.live = False
         for slot in peer.slots.values():
             self._detach(slot)
             slot.output.close()
@@ -881,8 +884,7 @@ class LessonForwarder:
         """Counters for tests and benchmarks (copies: later traffic does not change them)."""
         return ForwardingStats(
             sources={
-                key: SourceStats(**vars(publication.stats))
-                for key, publication in self._publications.items()
+                key: _source_stats(publication) for key, publication in self._publications.items()
             },
             slots={
                 (peer.participant, mid): slot.output.stats
@@ -901,6 +903,18 @@ class LessonForwarder:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _source_stats(publication: _Publication) -> SourceStats:
+    keyframes, frames, forwarded = publication.stream.counters()
+    return SourceStats(
+        **{
+            **vars(publication.stats),
+            "keyframes_received": keyframes,
+            "frames_received": frames,
+            "frames_forwarded": forwarded,
+        }
+    )
 
 
 def _main_source(source: OfferSource) -> Source | None:
