@@ -68,7 +68,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pylibsrtp
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCStatsReport
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rate import RateCounter, RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -300,6 +300,7 @@ class FanoutSlot(Protocol):
         self, session: object, srtp: int, protect: int, fd: int, host: str, port: int
     ) -> None: ...
     def connect_callable(self, send: Callable[[bytes], bool]) -> None: ...
+    def counters(self) -> tuple[int, int, int, int, int, int, int, int]: ...
 
 
 PacketSink = Callable[[RtpPacket], None]
@@ -796,8 +797,9 @@ class SenderLeg:
     the libsrtp session of its DTLS transport and a duplicate of the socket of its nominated ICE
     candidate pair, so each packet is SRTP-protected and sent without Python. A TURN-relayed pair
     has no socket of its own: the slot then hands packets to a Python function that protects and
-    sends them through aioice. `report()` writes the slot's counters into the sender, so its RTCP
-    sender reports (A/V sync in browsers) and `getStats()` stay right. The sender's own RTP loop
+    sends them through aioice. The slot's counters are written into the sender whenever a report or
+    `getStats()` is made (`pull_counters`), so its RTCP sender reports (A/V sync in browsers) and
+    its statistics stay right. The sender's own RTP loop
     must be given a track that never yields. Its RTCP sender reports go out with those of the
     other senders of its connection, in one compound packet (`_ConnectionReports`), and none until
     the slot has sent a packet: a class's spare slots are most of its senders, and each one's
@@ -808,9 +810,17 @@ class SenderLeg:
     def __init__(self, sender: RTCRtpSender) -> None:
         self._sender = sender
         self._send: Callable[[bytes], bool] | None = None
-        for name in (_RTCP_STARTED, _RTCP_EXITED, _CNAME, _LSR, _LSR_TIME):
+        self._slot: FanoutSlot | None = None
+        for name in (_RTCP_STARTED, _RTCP_EXITED, _CNAME, _LSR, _LSR_TIME, _PACKET_COUNT):
             _require_instance_attribute(sender, name)
         sender._run_rtcp = self._run_rtcp  # type: ignore[method-assign]
+        get_stats = sender.getStats
+
+        async def current_stats() -> RTCStatsReport:
+            self.pull_counters()
+            return await get_stats()
+
+        sender.getStats = current_stats  # type: ignore[method-assign]
 
     async def _run_rtcp(self) -> None:
         """The sender's RTCP loop: its reports go with its connection's, then a BYE at the end."""
@@ -832,6 +842,7 @@ class SenderLeg:
 
     def sender_report(self) -> tuple[RtcpSrPacket, RtcpSourceInfo] | None:
         """The sender's report and CNAME now, noted for round-trip times; None before it sent."""
+        self.pull_counters()
         sender = self._sender
         packets: int = getattr(sender, _PACKET_COUNT)
         if not packets:
@@ -867,6 +878,7 @@ class SenderLeg:
         send = self._connect()
         if send is None:
             return False
+        self.count_from(slot)
         transport = self._sender.transport
         srtp = transport._tx_srtp
         pair = transport.transport._connection._nominated[1]
@@ -890,8 +902,19 @@ class SenderLeg:
         slot.connect_callable(send)
         return True
 
-    def report(self, packets: int, octets: int, rtp_timestamp: int, ntp_timestamp: int) -> None:
-        """Set what the sender's RTCP sender reports and `getStats()` say it sent."""
+    def count_from(self, slot: FanoutSlot) -> None:
+        """Take what the sender says it sent from `slot`'s counters (`connect` does)."""
+        self._slot = slot
+
+    def pull_counters(self) -> None:
+        """Set what the sender's RTCP sender reports and `getStats()` say it sent from its slot's
+        counters: read when a report or the statistics are made, not on a timer."""
+        slot = self._slot
+        if slot is None:
+            return
+        packets, octets, _, _, _, rtp_timestamp, ntp_timestamp, _ = slot.counters()
+        if not packets:
+            return
         sender = self._sender
         setattr(sender, _PACKET_COUNT, packets)
         setattr(sender, _OCTET_COUNT, octets)

@@ -86,9 +86,6 @@ KEYFRAME_REQUEST_INTERVAL = 0.4
 # A peer connection not connected by then has failed: aiortc raises some errors (a bad DTLS
 # fingerprint, say) in a background task, after the answer, and then never changes state.
 CONNECT_TIMEOUT = 20.0
-# How often the slots' counters are written into their senders for RTCP sender reports (which
-# aiortc sends every 0.5-1.5 s) and getStats().
-REPORT_INTERVAL = 0.2
 # How often the speakers are picked again from the levels heard (selection waits on this).
 SPEAKER_INTERVAL = 0.25
 # How often the layers' bitrates are measured and every slot's layer chosen again.
@@ -345,7 +342,6 @@ class LessonForwarder:
     def _start_peer(self, peer: _Peer) -> RTCPeerConnection:
         if not self._reporting:
             self._reporting = True
-            self._spawn(self._report_to_senders())
             self._spawn(self._follow_speakers())
             self._spawn(self._measure_layers())
         pc = RTCPeerConnection(self._configuration)
@@ -788,14 +784,6 @@ class LessonForwarder:
             if self._speakers.update(time.monotonic()):
                 self._rebalance()
                 self._on_speakers(self._speakers.speakers)
-
-    async def _report_to_senders(self) -> None:
-        """Keep every slot's sender reports in step with what the fan-out loop sent."""
-        while True:
-            await asyncio.sleep(REPORT_INTERVAL)
-            for peer in self._peers.values():
-                for slot in peer.slots.values():
-                    slot.output.report()
 
     def _on_subscriber_keyframe_request(self, peer: _Peer, mid: str) -> None:
         slot = peer.slots.get(mid)

@@ -50,7 +50,6 @@ class Leg(Protocol):
     @property
     def rtx_ssrc(self) -> int: ...
     def connect(self, slot: Slot) -> bool: ...
-    def report(self, packets: int, octets: int, rtp_timestamp: int, ntp_timestamp: int) -> None: ...
     def resend(self, packet: bytes) -> bool: ...
 
 
@@ -178,12 +177,6 @@ class SlotOutput:
         """Send nothing more: the subscriber's connection ended."""
         self.slot.stop_source()
         self.slot.disconnect()
-
-    def report(self) -> None:
-        """Bring the sender's own counters (its RTCP sender reports) up to date."""
-        packets, octets, _, _, _, rtp_timestamp, ntp, _ = self.slot.counters()
-        if packets:
-            self._leg.report(packets, octets, rtp_timestamp, ntp)
 
     @property
     def stats(self) -> SlotStats:

@@ -267,11 +267,29 @@ async def test_a_leg_connects_no_slot_before_its_transport_is_connected(pc):
 @pytest.mark.asyncio
 async def test_a_legs_report_is_what_the_senders_stats_and_sender_reports_say(pc):
     sender = pc.addTransceiver("video", direction="sendonly").sender
-    SenderLeg(sender).report(packets=12, octets=3400, rtp_timestamp=777, ntp_timestamp=1 << 40)
+    SenderLeg(sender).count_from(
+        _Counters(packets=12, octets=3400, rtp_timestamp=777, ntp_timestamp=1 << 40)
+    )
     [stats] = [s for s in (await sender.getStats()).values() if s.type == "outbound-rtp"]
     assert (stats.packetsSent, stats.bytesSent) == (12, 3400)
     assert sender._RTCRtpSender__rtp_timestamp == 777
     assert sender._RTCRtpSender__ntp_timestamp == 1 << 40
+
+
+class _Counters:
+    """A slot's counters as `Slot.counters()` gives them, set by the test."""
+
+    def __init__(self, packets: int, octets: int, rtp_timestamp: int, ntp_timestamp: int) -> None:
+        self._counters = (packets, octets, 0, 0, 0, rtp_timestamp, ntp_timestamp, -1)
+
+    def counters(self) -> tuple[int, int, int, int, int, int, int, int]:
+        return self._counters
+
+    def connect_socket(self, *_: object) -> None:
+        raise NotImplementedError
+
+    def connect_callable(self, *_: object) -> None:
+        raise NotImplementedError
 
 
 class _CapturingTransport:
@@ -293,7 +311,7 @@ async def test_a_connections_sender_reports_go_together_ten_to_a_datagram(pc):
     for index, leg in enumerate(legs):
         setattr(leg._sender, aiortc_internals._CNAME, "relay")  # what send() sets
         if index < 12:
-            leg.report(10 + index, 1000 * index, index, (5 << 32) + index)
+            leg.count_from(_Counters(10 + index, 1000 * index, index, (5 << 32) + index))
     transport = _CapturingTransport()
     reports = aiortc_internals._ConnectionReports(transport)  # type: ignore[arg-type]
     for leg in legs:
@@ -326,7 +344,7 @@ async def test_a_failed_round_of_reports_is_logged_and_the_next_round_goes(pc, m
     sender reports for the rest of the lesson."""
     monkeypatch.setattr(aiortc_internals, "random", types.SimpleNamespace(random=lambda: 0.0))
     leg = SenderLeg(pc.addTransceiver("video", direction="sendonly").sender)
-    leg.report(5, 500, 0, 1 << 32)
+    leg.count_from(_Counters(5, 500, 0, 1 << 32))
     build = leg.sender_report
     calls: list[int] = []
 
