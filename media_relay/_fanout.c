@@ -903,11 +903,12 @@ static PyObject *unprotect_rtp(PyObject *module, PyObject *args) {
  * receiver-report statistics (aiortc's StreamStatistics, read back by `statistics()`) and, for
  * video, the lost packets NACKs name (aiortc's NackGenerator: a window of the last 128 sequence
  * numbers). Then it forwards: the payload goes to every slot of `fanout` (when `live`), and the
- * counters a source's statistics and the layer choice read are kept here. Python is called only
+ * counters a source's statistics and the layer choice read are kept here, and so is the speaker
+ * level of a live audio stream: each RFC 6464 level smoothed as selection.SpeakerTracker.hear
+ * does (`listen` sets its constants; `voice()` reads it). Python is called only
  * for events: `on_gap(lost)` for a new gap, `on_frame(abs_send_time, arrival_ms, octets, ssrc)`
  * at the end of each video frame with abs-send-time (the bandwidth estimator's feed, with the bytes
- * since the last call), `on_level(level)` for each audio packet of a live stream with an RFC 6464
- * level, `on_switch()` at a keyframe's first packet while `switching`, before it is forwarded,
+ * since the last call), `on_switch()` at a keyframe's first packet while `switching`, before it is forwarded,
  * `on_held()` when a slot waits for a keyframe, `on_waiting()` when the pacer holds datagrams, and
  * `on_packet(payload_type, marker, sequence, timestamp, ssrc, payload, padding, abs_send_time,
  * audio_level)` for
@@ -935,7 +936,10 @@ typedef struct {
     int live, switching;
     long long pending_octets; /* for on_frame */
     unsigned long long octets, keyframes, frames_received, frames_forwarded;
-    PyObject *on_gap, *on_frame, *on_level, *on_switch, *on_held, *on_waiting, *on_packet;
+    /* The speaker level (audio) */
+    int listening, heard;
+    double silence, smoothing, stale, loudness, heard_at;
+    PyObject *on_gap, *on_frame, *on_switch, *on_held, *on_waiting, *on_packet;
 } Stream;
 
 static int uint16_gt(uint16_t a, uint16_t b) {
@@ -974,7 +978,6 @@ static int Stream_traverse(Stream *self, visitproc visit, void *arg) {
     Py_VISIT(self->fanout);
     Py_VISIT(self->on_gap);
     Py_VISIT(self->on_frame);
-    Py_VISIT(self->on_level);
     Py_VISIT(self->on_switch);
     Py_VISIT(self->on_held);
     Py_VISIT(self->on_waiting);
@@ -986,7 +989,6 @@ static int Stream_clear(Stream *self) {
     Py_CLEAR(self->fanout);
     Py_CLEAR(self->on_gap);
     Py_CLEAR(self->on_frame);
-    Py_CLEAR(self->on_level);
     Py_CLEAR(self->on_switch);
     Py_CLEAR(self->on_held);
     Py_CLEAR(self->on_waiting);
@@ -1128,10 +1130,16 @@ static int stream_receive(Stream *self, const RtpFields *f, PyObject *payload,
             KEEP_FAILURE();
         }
     } else if (self->fanout != NULL && PyList_Check(self->fanout)) {
-        if (!self->video && self->live && f->audio_level >= 0 && is_set(self->on_level)) {
-            if (call(self->on_level, Py_BuildValue("(l)", f->audio_level & 0x7F)) < 0) {
-                KEEP_FAILURE();
+        if (self->listening && self->live && f->audio_level >= 0) {
+            double now = monotonic();
+            double level = (double)(f->audio_level & 0x7F);
+            double loudness = self->silence - (level > self->silence ? self->silence : level);
+            if (!self->heard || now - self->heard_at > self->stale) {
+                self->loudness = 0.0;
             }
+            self->loudness += self->smoothing * (loudness - self->loudness);
+            self->heard_at = now;
+            self->heard = 1;
         }
         Py_ssize_t payload_size = PyBytes_GET_SIZE(payload);
         self->octets += (unsigned long long)payload_size;
@@ -1257,6 +1265,21 @@ static PyObject *Stream_take_octets(Stream *self, PyObject *unused) {
     return PyLong_FromUnsignedLongLong(octets);
 }
 
+static PyObject *Stream_listen(Stream *self, PyObject *args) {
+    if (!PyArg_ParseTuple(args, "ddd", &self->silence, &self->smoothing, &self->stale)) {
+        return NULL;
+    }
+    self->listening = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Stream_voice(Stream *self, PyObject *unused) {
+    if (!self->heard) {
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(dd)", self->loudness, self->heard_at);
+}
+
 static PyObject *Stream_counters(Stream *self, PyObject *unused) {
     return Py_BuildValue("(KKK)", self->keyframes, self->frames_received,
                          self->frames_forwarded);
@@ -1286,6 +1309,10 @@ static PyMethodDef Stream_methods[] = {
      "(base_seq, max_seq, cycles, packets_received, jitter_q4), or None before any packet"},
     {"take_octets", (PyCFunction)Stream_take_octets, METH_NOARGS,
      "payload bytes forwarded or not since the last call"},
+    {"listen", (PyCFunction)Stream_listen, METH_VARARGS,
+     "listen(silence, smoothing, stale_seconds): smooth a live audio stream's levels"},
+    {"voice", (PyCFunction)Stream_voice, METH_NOARGS,
+     "(loudness, heard_at on the monotonic clock), or None before a level was heard"},
     {"counters", (PyCFunction)Stream_counters, METH_NOARGS,
      "(keyframes_received, frames_received, frames_forwarded)"},
     {NULL, NULL, 0, NULL},
@@ -1299,7 +1326,6 @@ static PyMemberDef Stream_members[] = {
     {"on_gap", T_OBJECT, offsetof(Stream, on_gap), 0, "on_gap(lost)"},
     {"on_frame", T_OBJECT, offsetof(Stream, on_frame), 0,
      "on_frame(abs_send_time, arrival_ms, octets, ssrc)"},
-    {"on_level", T_OBJECT, offsetof(Stream, on_level), 0, "on_level(level)"},
     {"on_switch", T_OBJECT, offsetof(Stream, on_switch), 0, "on_switch()"},
     {"on_held", T_OBJECT, offsetof(Stream, on_held), 0, "on_held()"},
     {"on_waiting", T_OBJECT, offsetof(Stream, on_waiting), 0, "on_waiting()"},

@@ -32,7 +32,6 @@ class Stream:
     video: int
     on_gap: Callable[[list[int]], object] | None
     on_frame: Callable[[int, int, int, int], object] | None
-    on_level: Callable[[int], object] | None
     on_switch: Callable[[], object] | None
     on_held: Callable[[], object] | None
     on_waiting: Callable[[], object] | None
@@ -61,6 +60,8 @@ class Stream:
     def statistics(self) -> tuple[int, int, int, int, int] | None: ...
     def take_octets(self) -> int: ...
     def counters(self) -> tuple[int, int, int]: ...
+    def listen(self, silence: float, smoothing: float, stale_seconds: float, /) -> None: ...
+    def voice(self) -> tuple[float, float] | None: ...
 
 class Ingest:
     """A publisher connection's SRTP media, taken in as it arrives."""

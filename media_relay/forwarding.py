@@ -58,7 +58,15 @@ from media_relay.aiortc_internals import (
     tap_receiver_packets,
 )
 from media_relay.rtp_fanout import SlotOutput, SlotStats
-from media_relay.selection import DEFAULT_LAST_N, Selection, SpeakerTracker, select
+from media_relay.selection import (
+    DEFAULT_LAST_N,
+    SILENCE,
+    SMOOTHING,
+    STALE_SECONDS,
+    Selection,
+    SpeakerTracker,
+    select,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -520,9 +528,7 @@ class LessonForwarder:
             publication = self._publications[key] = _Publication(participant, source)
             stream = publication.stream
             if publication.kind == "audio":
-                stream.on_level = lambda level: self._speakers.hear(
-                    participant, level, time.monotonic()
-                )
+                stream.listen(SILENCE, SMOOTHING, STALE_SECONDS)
             else:
                 stream.on_switch = lambda: self._switch_at_keyframe(publication)
                 stream.on_held = lambda: self._request_keyframe(publication)
@@ -781,6 +787,10 @@ class LessonForwarder:
         """Pick the speakers a few times a second; a change reselects everyone's sources."""
         while True:
             await asyncio.sleep(SPEAKER_INTERVAL)
+            for publication in self._publications.values():
+                voice = publication.stream.voice() if publication.stream.live else None
+                if voice is not None and publication.kind == "audio":
+                    self._speakers.heard(publication.participant, *voice)
             if self._speakers.update(time.monotonic()):
                 self._rebalance()
                 self._on_speakers(self._speakers.speakers)

@@ -74,6 +74,15 @@ class SpeakerTracker:
         voice.loudness += SMOOTHING * (loudness - voice.loudness)
         voice.heard_at = now
 
+    def heard(self, participant: str, loudness: float, heard_at: float) -> None:
+        """A voice smoothed elsewhere, as `hear` would have (the relay's compiled streams do it
+        per packet): its loudness when it was last heard, at `heard_at`."""
+        voice = self._voices.get(participant)
+        if voice is None:
+            voice = self._voices[participant] = _Voice()
+        voice.loudness = loudness
+        voice.heard_at = heard_at
+
     def loudness(self, participant: str, now: float) -> float:
         """Smoothed dB above silence; 0 when not heard lately."""
         voice = self._voices.get(participant)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from pylibsrtp import _binding as srtp_binding
 from media_relay._fanout import Ingest, Slot, Stream
 from media_relay.aiortc_internals import _CompiledStatistics
 from media_relay.rtp_fanout import ABS_SEND_TIME_URI, AUDIO_LEVEL_URI
+from media_relay.selection import SILENCE, SMOOTHING, STALE_SECONDS, SpeakerTracker
 
 KEY = b"\x90\x80\x05" + b"\x10" + bytes(40)  # a VP8 keyframe's first packet
 DELTA = b"\x90\x80\x06" + b"\x11" + bytes(40)
@@ -191,18 +193,25 @@ def test_a_live_stream_forwards_counts_and_asks_for_keyframes_and_switches_in_ti
     assert stream.take_octets() == 0
 
 
-def test_only_a_live_audio_streams_levels_are_heard():
+def test_only_a_live_audio_streams_levels_are_heard_and_smoothed_as_the_tracker_does():
     stream = Stream(False)
     stream.restart(SSRC, 48000, False)
     stream.fanout = []
-    levels: list[int] = []
-    stream.on_level = levels.append
+    stream.listen(SILENCE, SMOOTHING, STALE_SECONDS)
     _receive(stream, 1, audio_level=0x85)
+    assert stream.voice() is None  # not live
     stream.live = True
-    _receive(stream, 2, audio_level=0x85)
-    _receive(stream, 3)  # no level extension
-    _receive(stream, 4, audio_level=40)
-    assert levels == [5, 40]
+    tracker = SpeakerTracker()
+    before = time.monotonic()
+    for sequence, level in enumerate((5, 40, 127, 0), start=2):
+        _receive(stream, sequence, audio_level=0x80 | level)
+        _receive(stream, sequence + 100)  # no level extension: nothing heard
+        tracker.hear("pupil", level, before)
+    voice = stream.voice()
+    assert voice is not None
+    loudness, heard_at = voice
+    assert loudness == pytest.approx(tracker.loudness("pupil", before))
+    assert before <= heard_at <= time.monotonic()
 
 
 def test_a_failing_callback_loses_its_own_event_only(monkeypatch):

@@ -77,6 +77,18 @@ def test_a_muted_microphone_counts_as_silence_once_its_packets_stop():
     assert clock.speakers == ()
 
 
+def test_a_voice_smoothed_elsewhere_counts_as_one_heard_here():
+    """The relay's compiled streams smooth levels per packet and hand the result over."""
+    heard, told = Clock(), SpeakerTracker()
+    heard.talk(1.0, ada=LOUD, bob=MURMUR)
+    for participant in ("ada", "bob"):
+        told.heard(participant, heard.tracker.loudness(participant, heard.now), heard.now)
+    told.update(heard.now)
+    assert told.speakers == heard.speakers == ("ada",)
+    # A voice last heard too long ago is silence, as one whose packets stopped.
+    assert told.loudness("ada", heard.now + STALE_SECONDS + 0.1) == 0.0
+
+
 def test_a_newcomer_only_a_little_louder_does_not_take_a_place():
     clock = Clock()
     clock.talk(2.0, a=QUIETER, b=QUIETER, c=QUIETER)
