@@ -907,13 +907,54 @@ static PyObject *unprotect_rtp(PyObject *module, PyObject *args) {
  * level of a live audio stream: each RFC 6464 level smoothed as selection.SpeakerTracker.hear
  * does (`listen` sets its constants; `voice()` reads it). Python is called only
  * for events: `on_gap(lost)` for a new gap, `on_frame(abs_send_time, arrival_ms, octets, ssrc)`
- * at the end of each video frame with abs-send-time (the bandwidth estimator's feed, with the bytes
- * since the last call), `on_switch()` at a keyframe's first packet while `switching`, before it is forwarded,
+ * at the end of a video frame with abs-send-time (the bandwidth estimator's feed, with the bytes
+ * since the last call; with a `feed`, at most every `feed.every_ms` for the whole connection), `on_switch()` at a keyframe's first packet while `switching`, before it is forwarded,
  * `on_held()` when a slot waits for a keyframe, `on_waiting()` when the pacer holds datagrams, and
  * `on_packet(payload_type, marker, sequence, timestamp, ssrc, payload, padding, abs_send_time,
  * audio_level)` for
  * a tap that wants every packet in Python (tests, tools) instead of forwarding it. */
 #define NACK_WINDOW 128 /* aiortc's RTP_HISTORY_SIZE */
+
+/* The bandwidth estimator's feed, shared by the video streams of one connection: the bytes that
+ * arrived since it was last fed, and when that was. A stream with a feed calls `on_frame` only at
+ * a frame's end at least `every_ms` after the feed's last call, with every byte since. */
+typedef struct {
+    PyObject_HEAD
+    long long every_ms, last_fed_ms, pending_octets;
+} EstimateFeed;
+
+static PyObject *EstimateFeed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"every_ms", NULL};
+    long long every_ms;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "L", keywords, &every_ms)) {
+        return NULL;
+    }
+    EstimateFeed *self = (EstimateFeed *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->every_ms = every_ms;
+    self->last_fed_ms = -(1LL << 62);
+    return (PyObject *)self;
+}
+
+static PyMemberDef EstimateFeed_members[] = {
+    {"every_ms", T_LONGLONG, offsetof(EstimateFeed, every_ms), 0, "the least time between calls"},
+    {"last_fed_ms", T_LONGLONG, offsetof(EstimateFeed, last_fed_ms), READONLY,
+     "arrival time of the last call"},
+    {"pending_octets", T_LONGLONG, offsetof(EstimateFeed, pending_octets), READONLY,
+     "bytes since the last call"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject EstimateFeedType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media_relay._fanout.EstimateFeed",
+    .tp_basicsize = sizeof(EstimateFeed),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The bandwidth estimator's feed of one connection.",
+    .tp_new = EstimateFeed_new,
+    .tp_members = EstimateFeed_members,
+};
 
 typedef struct {
     PyObject_HEAD
@@ -934,7 +975,8 @@ typedef struct {
     /* Forwarding */
     PyObject *fanout;
     int live, switching;
-    long long pending_octets; /* for on_frame */
+    long long pending_octets; /* for on_frame, without a feed */
+    PyObject *feed;           /* an EstimateFeed, or NULL / None */
     unsigned long long octets, keyframes, frames_received, frames_forwarded;
     /* The speaker level (audio) */
     int listening, heard;
@@ -976,6 +1018,7 @@ static PyObject *Stream_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
 
 static int Stream_traverse(Stream *self, visitproc visit, void *arg) {
     Py_VISIT(self->fanout);
+    Py_VISIT(self->feed);
     Py_VISIT(self->on_gap);
     Py_VISIT(self->on_frame);
     Py_VISIT(self->on_switch);
@@ -987,6 +1030,7 @@ static int Stream_traverse(Stream *self, visitproc visit, void *arg) {
 
 static int Stream_clear(Stream *self) {
     Py_CLEAR(self->fanout);
+    Py_CLEAR(self->feed);
     Py_CLEAR(self->on_gap);
     Py_CLEAR(self->on_frame);
     Py_CLEAR(self->on_switch);
@@ -1180,10 +1224,19 @@ static int stream_receive(Stream *self, const RtpFields *f, PyObject *payload,
         Py_XDECREF(none);
     }
     if (is_set(self->on_frame)) {
-        self->pending_octets += PyBytes_GET_SIZE(payload) + f->padding;
-        if (f->marker && f->abs_send_time >= 0) {
-            long long octets = self->pending_octets;
-            self->pending_octets = 0;
+        EstimateFeed *feed = NULL;
+        if (self->feed != NULL && Py_IS_TYPE(self->feed, &EstimateFeedType)) {
+            feed = (EstimateFeed *)self->feed;
+        }
+        long long *pending = feed ? &feed->pending_octets : &self->pending_octets;
+        *pending += PyBytes_GET_SIZE(payload) + f->padding;
+        if (f->marker && f->abs_send_time >= 0 &&
+            (feed == NULL || arrival_ms - feed->last_fed_ms >= feed->every_ms)) {
+            long long octets = *pending;
+            *pending = 0;
+            if (feed != NULL) {
+                feed->last_fed_ms = arrival_ms;
+            }
             if (call(self->on_frame, Py_BuildValue("(lLLk)", f->abs_send_time, arrival_ms, octets,
                                                    (unsigned long)f->ssrc)) < 0) {
                 KEEP_FAILURE();
@@ -1326,6 +1379,8 @@ static PyMemberDef Stream_members[] = {
     {"on_gap", T_OBJECT, offsetof(Stream, on_gap), 0, "on_gap(lost)"},
     {"on_frame", T_OBJECT, offsetof(Stream, on_frame), 0,
      "on_frame(abs_send_time, arrival_ms, octets, ssrc)"},
+    {"feed", T_OBJECT, offsetof(Stream, feed), 0,
+     "the connection's EstimateFeed, which paces on_frame (None: every frame's end)"},
     {"on_switch", T_OBJECT, offsetof(Stream, on_switch), 0, "on_switch()"},
     {"on_held", T_OBJECT, offsetof(Stream, on_held), 0, "on_held()"},
     {"on_waiting", T_OBJECT, offsetof(Stream, on_waiting), 0, "on_waiting()"},
@@ -1778,7 +1833,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__fanout(void) {
     if (PyType_Ready(&SlotType) < 0 || PyType_Ready(&StreamType) < 0 ||
-        PyType_Ready(&IngestType) < 0) {
+        PyType_Ready(&IngestType) < 0 || PyType_Ready(&EstimateFeedType) < 0) {
         return NULL;
     }
     pacer.ring = PyMem_RawCalloc(PACER_CAPACITY, sizeof(Queued));
@@ -1801,7 +1856,8 @@ PyMODINIT_FUNC PyInit__fanout(void) {
     }
     if (PyModule_AddObjectRef(m, "Slot", (PyObject *)&SlotType) < 0 ||
         PyModule_AddObjectRef(m, "Stream", (PyObject *)&StreamType) < 0 ||
-        PyModule_AddObjectRef(m, "Ingest", (PyObject *)&IngestType) < 0) {
+        PyModule_AddObjectRef(m, "Ingest", (PyObject *)&IngestType) < 0 ||
+        PyModule_AddObjectRef(m, "EstimateFeed", (PyObject *)&EstimateFeedType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -23,6 +23,16 @@ class Slot:
     def sent_packet(self, sequence_number: int) -> bytes | None: ...
     def counters(self) -> tuple[int, int, int, int, int, int, int, int]: ...
 
+class EstimateFeed:
+    """The bandwidth estimator's feed of one connection."""
+
+    every_ms: int
+    @property
+    def last_fed_ms(self) -> int: ...
+    @property
+    def pending_octets(self) -> int: ...
+    def __init__(self, every_ms: int) -> None: ...
+
 class Stream:
     """A publisher's stream, received and forwarded (see media_relay/_fanout.c)."""
 
@@ -32,6 +42,7 @@ class Stream:
     video: int
     on_gap: Callable[[list[int]], object] | None
     on_frame: Callable[[int, int, int, int], object] | None
+    feed: EstimateFeed | None
     on_switch: Callable[[], object] | None
     on_held: Callable[[], object] | None
     on_waiting: Callable[[], object] | None

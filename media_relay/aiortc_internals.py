@@ -92,7 +92,7 @@ from aiortc.rtp import (
 )
 from pylibsrtp import _binding as srtp_binding
 
-from media_relay._fanout import Ingest, Stream, read_datagrams
+from media_relay._fanout import EstimateFeed, Ingest, Stream, read_datagrams
 
 PINNED_AIORTC = "1.16.0"
 
@@ -321,8 +321,8 @@ class _SharedEstimate:
     low layer (~100 kbit/s) capped both layers together."""
 
     estimator: RemoteBitrateEstimator
-    pending_bytes: int = 0
-    last_fed_ms: int = -(2**62)
+    feed: EstimateFeed = field(default_factory=lambda: EstimateFeed(ESTIMATE_EVERY_MS))
+    """Paces the estimator's calls (in C): the connection's streams' bytes since the last."""
     ssrcs: set[int] = field(default_factory=set)
     """The video streams of the connection, which every REMB names."""
 
@@ -461,7 +461,9 @@ class _LeanReceivePath:
     which `_DirectIngest` takes the SSRC over in C), RTX retransmissions (unwrapped here, with
     aiortc's statistics for the RTX SSRC), and the stream's events: a gap (a NACK) and the end of
     a video frame, which feeds aiortc's estimator, one per connection (`_SharedEstimate`), with
-    every byte since its last call, at most every `ESTIMATE_EVERY_MS`, instead of once per packet:
+    every byte since its last call, at most every `ESTIMATE_EVERY_MS` (the connection's compiled
+    `EstimateFeed` keeps the time and the bytes, so Python is called only then), instead of once
+    per packet:
     an estimator group is a burst of packets sent within 5 ms, which a paced frame is, so the
     arrival deltas it compares are nearly the same, at a fraction of the cost. The few RTCP
     packets it sends (NACK, REMB) go out in tasks of their own.
@@ -491,6 +493,7 @@ class _LeanReceivePath:
         self.media_ssrc: int | None = None
         stream.on_gap = self._send_nack if self._nacking else None
         stream.on_frame = self._estimate if self._estimate_with is not None else None
+        stream.feed = self._estimate_with.feed if self._estimate_with is not None else None
 
     async def handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         """aiortc's entry point: its own route, until `_DirectIngest` takes the SSRC over."""
@@ -541,6 +544,9 @@ class _LeanReceivePath:
         """A new media SSRC: statistics and NACKs start again, and its next packets go to C."""
         self._stream.restart(ssrc, clock_rate, self._nacking)
         self._streams[ssrc] = _CompiledStatistics(self._stream)
+        if self._estimate_with is not None:
+            # Every REMB names it: the feed calls Python for whichever stream's frame is due.
+            self._estimate_with.ssrcs.add(ssrc)
         self._ingest.route(ssrc, self._receiver, self._codecs, self._stream)
 
     def _send_nack(self, lost: list[int]) -> None:
@@ -552,18 +558,13 @@ class _LeanReceivePath:
         shared = self._estimate_with
         if shared is None:  # not set as the stream's on_frame then
             return
-        shared.pending_bytes += octets
         shared.ssrcs.add(ssrc)
-        if arrival_time_ms - shared.last_fed_ms < ESTIMATE_EVERY_MS:
-            return
         remb = shared.estimator.add(
             abs_send_time=abs_send_time,
             arrival_time_ms=arrival_time_ms,
-            payload_size=shared.pending_bytes,
+            payload_size=octets,
             ssrc=ssrc,
         )
-        shared.pending_bytes = 0
-        shared.last_fed_ms = arrival_time_ms
         rtcp_ssrc: int | None = getattr(self._receiver, _RTCP_SSRC)
         if remb is not None and rtcp_ssrc is not None:
             # Every stream of the connection: the estimator names only those it was fed lately.

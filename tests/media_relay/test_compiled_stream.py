@@ -20,7 +20,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from pylibsrtp import Policy, Session
 from pylibsrtp import _binding as srtp_binding
 
-from media_relay._fanout import Ingest, Slot, Stream
+from media_relay._fanout import EstimateFeed, Ingest, Slot, Stream
 from media_relay.aiortc_internals import _CompiledStatistics
 from media_relay.rtp_fanout import ABS_SEND_TIME_URI, AUDIO_LEVEL_URI
 from media_relay.selection import SILENCE, SMOOTHING, STALE_SECONDS, SpeakerTracker
@@ -147,6 +147,22 @@ def test_the_estimators_feed_is_each_frame_end_with_every_byte_since_the_last():
     _receive(stream, 3, payload=bytes(50), marker=1)  # no abs-send-time: its bytes wait
     _receive(stream, 4, payload=bytes(10), marker=1, abs_send_time=9, arrival_ms=70)
     assert frames == [(8, 55, 304, SSRC), (9, 70, 60, SSRC)]
+
+
+def test_a_connections_feed_paces_the_estimator_over_all_its_video_streams():
+    feed = EstimateFeed(60)
+    frames: list[tuple[int, int, int, int]] = []
+    high, low = Stream(True), Stream(True)
+    for ssrc, stream in ((SSRC, high), (SSRC + 1, low)):
+        stream.restart(ssrc, 90000, True)
+        stream.on_frame = lambda *frame: frames.append(frame)
+        stream.feed = feed
+    _receive(high, 1, payload=bytes(100), marker=1, abs_send_time=1, arrival_ms=1000)
+    _receive(low, 1, payload=bytes(30), marker=1, abs_send_time=2, arrival_ms=1030, ssrc=SSRC + 1)
+    _receive(high, 2, payload=bytes(100), marker=1, abs_send_time=3, arrival_ms=1059)
+    _receive(low, 2, payload=bytes(30), marker=1, abs_send_time=4, arrival_ms=1060, ssrc=SSRC + 1)
+    assert frames == [(1, 1000, 100, SSRC), (4, 1060, 160, SSRC + 1)]
+    assert (feed.last_fed_ms, feed.pending_octets) == (1060, 0)
 
 
 class _Recorder:
