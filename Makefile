@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # setup.py and the C source build the relay's compiled fan-out loop: a change rebuilds it.
-$(VENV)/.runtime: pyproject.toml setup.py media_relay/_fanout.c | $(BIN)/python
+$(VENV)/.runtime: pyproject.toml setup.py media_relay/_fanout.c media_relay/_estimate.c | $(BIN)/python
 	$(PIP) -e .
 	touch $@
 
