@@ -1,4 +1,9 @@
-/* The relay's per-packet fan-out loop, compiled: see media_relay/rtp_fanout.py for what it does.
+/* The relay's packet path, compiled. A publisher's datagram is read with its socket's other
+ * waiting datagrams (`read_datagrams`), SRTP-unprotected and parsed by its connection's `Ingest`,
+ * counted and checked for loss by its source's `Stream`, and fanned out to the subscribers' slots
+ * (`forward_packet`, below; see media_relay/rtp_fanout.py), with Python called only for events.
+ *
+ * The fan-out:
  *
  * One publisher RTP packet goes to every subscriber slot of that source: for each slot the RTP
  * header is written from the slot's template (its SSRC, payload type, sequence number and timestamp

@@ -598,7 +598,9 @@ class _DirectIngest:
         setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + packets)
 
 
-_ingests: weakref.WeakKeyDictionary[RTCDtlsTransport, _DirectIngest] = weakref.WeakKeyDictionary()
+# A connection's ingest lives on its DTLS transport, not in a registry: it refers to the transport
+# (and its receivers do), so a weak-keyed registry would keep every closed connection alive.
+_INGEST = "_homeroom_ingest"
 
 
 def _packet_sink(sink: PacketSink) -> Callable[..., None]:
@@ -644,9 +646,10 @@ def tap_receiver_packets(receiver: RTCRtpReceiver, sink: Stream | PacketSink) ->
         stream = Stream(_require_instance_attribute(receiver, _KIND) == "video")
         stream.on_packet = _packet_sink(sink)
     dtls = receiver.transport
-    ingest = _ingests.get(dtls)
+    ingest: _DirectIngest | None = getattr(dtls, _INGEST, None)
     if ingest is None:
-        ingest = _ingests[dtls] = _DirectIngest(dtls)
+        ingest = _DirectIngest(dtls)
+        setattr(dtls, _INGEST, ingest)
     path = _LeanReceivePath(receiver, stream, ingest)
     # An instance attribute shadows the method the DTLS transport calls for each routed packet.
     receiver._handle_rtp_packet = path.handle_rtp_packet  # type: ignore[method-assign]

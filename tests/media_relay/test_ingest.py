@@ -8,7 +8,10 @@ receiver reports, REMB from the bandwidth estimator, PLIs, and nothing decoded o
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import random
+import weakref
 from collections.abc import AsyncIterator
 
 import pytest
@@ -269,6 +272,37 @@ async def test_once_routed_a_publishers_packets_skip_aiortcs_queue_and_still_cou
     finally:
         await sending.close()
         await receiving.close()
+
+
+@pytest.mark.asyncio
+async def test_a_closed_tapped_connection_is_freed(caplog):
+    """The ingest and the compiled stream refer to the transport and its receivers: once the
+    connection is closed, nothing of the relay's may keep them (a long day of lessons leaks)."""
+    caplog.set_level(logging.CRITICAL)  # a captured log record would hold aiortc's objects
+    sending, receiving = RTCPeerConnection(), RTCPeerConnection()
+    sending.addTransceiver(AudioStreamTrack(), direction="sendonly")
+    await sending.setLocalDescription(await sending.createOffer())
+    await receiving.setRemoteDescription(sending.localDescription)
+    [transceiver] = receiving.getTransceivers()
+    packets: list[RtpPacket] = []
+    tap_receiver_packets(transceiver.receiver, packets.append)
+    await receiving.setLocalDescription(await receiving.createAnswer())
+    await sending.setRemoteDescription(receiving.localDescription)
+    for _ in range(100):
+        if len(packets) >= 10:
+            break
+        await asyncio.sleep(0.05)
+    assert len(packets) >= 10
+    dtls = weakref.ref(transceiver.receiver.transport)
+    await sending.close()
+    await receiving.close()
+    del transceiver, sending, receiving
+    for _ in range(40):  # aiortc's own tasks end a few loop turns after close()
+        gc.collect()
+        if dtls() is None:
+            break
+        await asyncio.sleep(0.05)
+    assert dtls() is None
 
 
 def _extension_maps() -> list[HeaderExtensionsMap]:
