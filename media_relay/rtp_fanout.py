@@ -5,7 +5,10 @@ payload type and header extensions, whoever it carries. Its RTP header is a temp
 when the sender starts; per packet only the marker/payload type byte, the sequence number, the
 timestamp and the abs-send-time (and audio level) bytes change. The per-packet loop over a source's
 slots is compiled (`media_relay/_fanout.c`, built by `pip install -e .`): header, payload copy,
-SRTP and the datagram send happen in C, with no Python object per packet per subscriber.
+SRTP and the datagram send happen in C, with no Python object per packet per subscriber. So does
+everything before it for a publisher's packet (`media_relay.aiortc_internals` taps the receiver):
+the read, SRTP, the receiver's statistics and the fan-out run without Python once aiortc has
+routed the SSRC.
 
 Sequence numbers map by an offset, so gaps and the publisher's retransmissions reach the
 subscriber as they are; the offset (and the timestamp offset) is set again when the slot starts a
@@ -82,7 +85,9 @@ def fan_out(kind: Kind, packet: RtpPacket, slots: list[Slot]) -> Fanned:
     """Send a publisher's packet to each of `slots` (the compiled loop), video through the pacer.
 
     The loop also reads the VP8 payload descriptor (is this a keyframe's first packet) and stamps
-    abs-send-time and the sender-report clock itself.
+    abs-send-time and the sender-report clock itself. The relay's own packets enter the same loop
+    from C, through a publication's compiled `Stream` (`media_relay.forwarding`); this is its
+    entry from Python, for a packet in hand.
     """
     level = packet.extensions.audio_level
     sent, held, keyframe_start, frame_end, waiting = _forward(
