@@ -348,6 +348,9 @@ static long long clamp_bitrate(Estimator *self, long long new_bitrate,
 static long long near_max_rate_increase(Estimator *self) {
     double bits_per_frame = (double)self->current_bitrate / 30;
     double packets_per_frame = ceil(bits_per_frame / (8 * 1200));
+    if (packets_per_frame <= 0) {
+        return 4000; /* a zero estimate: aiortc divides by zero here and raises */
+    }
     double avg_packet_size_bits = bits_per_frame / packets_per_frame;
     long long response_time = self->rtt + 100;
     long long increase = (long long)((avg_packet_size_bits * 1000) / (double)response_time);

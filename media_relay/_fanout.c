@@ -377,7 +377,9 @@ static int send_packet(Slot *self, uint8_t *buffer, int size) {
         if (packet == NULL) {
             return -1;
         }
-        PyObject *result = PyObject_CallOneArg(self->send, packet);
+        PyObject *send = Py_NewRef(self->send); /* the call may disconnect the slot */
+        PyObject *result = PyObject_CallOneArg(send, packet);
+        Py_DECREF(send);
         Py_DECREF(packet);
         if (result == NULL) {
             return -1;
@@ -540,6 +542,7 @@ static PyObject *drain(PyObject *module, PyObject *args) {
     unsigned int abs_send_time = (unsigned int)(ntp_now() >> 14) & 0xFFFFFF;
     uint8_t buffer[BUFFER_SIZE];
     Py_ssize_t sent = 0;
+    PyObject *failure_type = NULL, *failure = NULL, *failure_traceback = NULL;
     while (pacer.count > 0 && sent < most) {
         if (paced && pacer.rate > 0.0 && pacer.tokens <= 0.0) {
             break;
@@ -561,14 +564,22 @@ static PyObject *drain(PyObject *module, PyObject *args) {
         }
         pacer.tokens -= size;
         int result = send_packet(queued.slot, buffer, size);
-        if (result == 0) {
+        if (result <= 0) {
             queued.slot->send_errors++;
         }
-        release(&queued);
-        if (result < 0) {
-            return NULL;
+        if (result < 0) { /* the rest of the queue still goes; the first error is raised */
+            if (failure_type == NULL) {
+                PyErr_Fetch(&failure_type, &failure, &failure_traceback);
+            } else {
+                PyErr_WriteUnraisable((PyObject *)queued.slot);
+            }
         }
+        release(&queued);
         sent++;
+    }
+    if (failure_type != NULL) {
+        PyErr_Restore(failure_type, failure, failure_traceback);
+        return NULL;
     }
     double wait = 0.0;
     if (pacer.count > 0 && pacer.rate > 0.0 && pacer.tokens <= 0.0) {
@@ -615,13 +626,17 @@ static PyObject *vp8_keyframe_start(PyObject *module, PyObject *arg) {
         keyframe_start((const uint8_t *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg)));
 }
 
+static PyTypeObject SlotType;
+
 /* What became of one publisher packet (see rtp_fanout.Fanned). */
 typedef struct {
     long sent, held;
     int keyframe_start, frame_end;
 } Fanned;
 
-/* Send one publisher packet to each slot of `slots` (a list of Slot): the loop itself. */
+/* Send one publisher packet to each slot of `slots` (a list of Slot): the loop itself. A slot
+ * whose send callable raises counts a send error and the others still get the packet; the first
+ * such exception is raised when the loop is done (-1, with `fanned` filled in all the same). */
 static int forward_packet(PyObject *slots, int video, uint16_t sequence, uint32_t timestamp,
                           int marker, PyObject *payload, int audio_level, Fanned *fanned) {
     Py_ssize_t payload_size = PyBytes_GET_SIZE(payload);
@@ -647,10 +662,15 @@ static int forward_packet(PyObject *slots, int video, uint16_t sequence, uint32_
     uint8_t buffer[BUFFER_SIZE];
     long held = 0, sent = 0;
     double now = 0.0;
+    PyObject *failure_type = NULL, *failure = NULL, *failure_traceback = NULL;
     /* The list may not change under the loop: a send to a Python callable could change it. */
     Py_INCREF(slots);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(slots); i++) {
-        Slot *self = (Slot *)PyList_GET_ITEM(slots, i);
+        PyObject *item = PyList_GET_ITEM(slots, i);
+        if (!Py_IS_TYPE(item, &SlotType)) {
+            continue;
+        }
+        Slot *self = (Slot *)item;
         if (!self->header_size || !self->carrying) {
             continue;
         }
@@ -678,9 +698,14 @@ static int forward_packet(PyObject *slots, int video, uint16_t sequence, uint32_
             result = send_packet(self, buffer, header + (int)payload_size);
         }
         if (result < 0) {
+            self->send_errors++;
+            if (failure_type == NULL) {
+                PyErr_Fetch(&failure_type, &failure, &failure_traceback);
+            } else {
+                PyErr_WriteUnraisable(item);
+            }
             Py_DECREF(self);
-            Py_DECREF(slots);
-            return -1;
+            continue;
         }
         if (!result) {
             Py_DECREF(self);
@@ -718,6 +743,10 @@ static int forward_packet(PyObject *slots, int video, uint16_t sequence, uint32_
     Py_DECREF(slots);
     fanned->sent = sent;
     fanned->held = held;
+    if (failure_type != NULL) {
+        PyErr_Restore(failure_type, failure, failure_traceback);
+        return -1;
+    }
     return 0;
 }
 
@@ -1059,7 +1088,9 @@ static int call(PyObject *callback, PyObject *args) {
     if (args == NULL) {
         return -1;
     }
+    Py_INCREF(callback); /* it may unset itself (stream.on_gap = None) while it runs */
     PyObject *result = PyObject_Call(callback, args, NULL);
+    Py_DECREF(callback);
     Py_DECREF(args);
     if (result == NULL) {
         return -1;
@@ -1142,6 +1173,12 @@ static PyObject *missing_list(Stream *self) {
             Py_DECREF(number);
         }
     }
+    /* In numeric order, as aiortc's sorted(missing): its NACK packing needs it (across the wrap,
+     * window order would make it shift by a negative count and send nothing). */
+    if (PyList_Sort(lost) < 0) {
+        Py_DECREF(lost);
+        return NULL;
+    }
     return lost;
 }
 
@@ -1199,18 +1236,22 @@ static int stream_receive(Stream *self, const RtpFields *f, PyObject *payload,
                 KEEP_FAILURE();
             }
         }
-        PyObject *slots = self->fanout;
+        /* Read again after on_switch, which may have changed it. */
+        PyObject *slots = self->fanout != NULL && PyList_Check(self->fanout) ? self->fanout : NULL;
         PyObject *none = NULL;
-        if (!self->live) {
+        if (!self->live || slots == NULL) {
             none = PyList_New(0);
             slots = none;
         }
-        Fanned fanned;
-        if (slots == NULL ||
-            forward_packet(slots, self->video, f->sequence, f->timestamp, f->marker, payload,
-                           (int)f->audio_level, &fanned) < 0) {
+        Fanned fanned = {0, 0, 0, 0};
+        int forwarded = slots == NULL ? -1
+                                      : forward_packet(slots, self->video, f->sequence,
+                                                       f->timestamp, f->marker, payload,
+                                                       (int)f->audio_level, &fanned);
+        if (forwarded < 0) {
             KEEP_FAILURE();
-        } else {
+        }
+        if (slots != NULL) {
             if (fanned.keyframe_start) {
                 self->keyframes++;
             }
@@ -1524,8 +1565,11 @@ static PyObject *Ingest_route(Ingest *self, PyObject *args) {
                           &stream)) {
         return NULL;
     }
+    /* One route per SSRC, and one per stream: a stream restarted on a new SSRC no longer takes
+     * the old one's packets (they go to the fallback, as an unknown SSRC's do). */
     int at = 0;
-    while (at < self->count && self->routes[at].ssrc != (uint32_t)ssrc) {
+    while (at < self->count && self->routes[at].ssrc != (uint32_t)ssrc &&
+           self->routes[at].stream != stream) {
         at++;
     }
     if (at == MAX_ROUTES) {
@@ -1609,40 +1653,45 @@ static PyObject *Ingest_data_received(Ingest *self, PyObject *const *args, Py_ss
         }
     }
     if (route == NULL) {
+        if (self->fallback == NULL) {
+            Py_RETURN_NONE; /* cleared by the garbage collector: the connection is going */
+        }
         return PyObject_Vectorcall(self->fallback, args, 2, NULL);
     }
     self->rx_bytes += (unsigned long long)size;
     self->rx_packets++;
-    PyObject *stream = route->stream, *codecs = route->codecs;
+    /* Owned from here: the getattr below could run code that unroutes the SSRC. */
+    PyObject *stream = Py_NewRef(route->stream), *codecs = Py_NewRef(route->codecs);
     PyObject *enabled = PyObject_GetAttr(route->receiver, str_enabled);
-    if (enabled == NULL) {
-        return NULL;
-    }
-    int is_enabled = PyObject_IsTrue(enabled);
-    Py_DECREF(enabled);
+    int is_enabled = enabled == NULL ? -1 : PyObject_IsTrue(enabled);
+    Py_XDECREF(enabled);
     if (is_enabled <= 0) {
+        Py_DECREF(stream);
+        Py_DECREF(codecs);
         return is_enabled < 0 ? NULL : Py_NewRef(Py_None);
     }
     uint8_t buffer[BUFFER_SIZE];
     memcpy(buffer, at, (size_t)size);
     int length = (int)size;
     RtpFields f;
-    if (self->unprotect(self->srtp, buffer, &length) != 0 ||
-        parse_rtp(buffer, length, self->abs_send_time_id, self->audio_level_id, &f) < 0) {
-        Py_RETURN_NONE; /* does not authenticate, or not valid RTP: dropped, as aiortc does */
-    }
-    PyObject *payload_type = PyLong_FromLong(f.payload_type); /* < 128: a cached small int */
-    int known = PyDict_Contains(codecs, payload_type);
-    Py_DECREF(payload_type);
+    int known = 0;
+    if (self->unprotect(self->srtp, buffer, &length) == 0 &&
+        parse_rtp(buffer, length, self->abs_send_time_id, self->audio_level_id, &f) == 0) {
+        PyObject *payload_type = PyLong_FromLong(f.payload_type); /* < 128: a cached small int */
+        known = PyDict_Contains(codecs, payload_type);
+        Py_DECREF(payload_type);
+    } /* else: does not authenticate, or not valid RTP: dropped, as aiortc does */
+    Py_DECREF(codecs);
     if (known <= 0) {
+        Py_DECREF(stream);
         return known < 0 ? NULL : Py_NewRef(Py_None);
     }
     PyObject *payload =
         PyBytes_FromStringAndSize((const char *)buffer + f.position, f.payload_size);
     if (payload == NULL) {
+        Py_DECREF(stream);
         return NULL;
     }
-    Py_INCREF(stream);
     int result = stream_receive((Stream *)stream, &f, payload, ntp_epoch_ms_now(), 0);
     Py_DECREF(stream);
     Py_DECREF(payload);
@@ -1768,26 +1817,36 @@ static PyObject *read_datagrams(PyObject *module, PyObject *const *args, Py_ssiz
         Py_DECREF(result);
         Py_RETURN_NONE;
     }
+    /* Every datagram copied out first: a callback could re-enter and reuse the buffers. */
+    PyObject *datagrams[READ_BATCH];
+    for (int i = 0; i < count; i++) {
+        datagrams[i] =
+            PyBytes_FromStringAndSize(vectors[i].iov_base, (Py_ssize_t)messages[i].msg_len);
+        if (datagrams[i] == NULL) {
+            for (int j = 0; j < i; j++) {
+                Py_DECREF(datagrams[j]);
+            }
+            return NULL;
+        }
+    }
     PyObject *failure_type = NULL, *failure = NULL, *failure_traceback = NULL;
     for (int i = 0; i < count; i++) {
-        const uint8_t *at = vectors[i].iov_base;
-        unsigned int size = messages[i].msg_len;
-        PyObject *data = PyBytes_FromStringAndSize((const char *)at, (Py_ssize_t)size);
+        PyObject *data = datagrams[i];
+        const uint8_t *at = (const uint8_t *)PyBytes_AS_STRING(data);
+        Py_ssize_t size = PyBytes_GET_SIZE(data);
         PyObject *result = NULL;
-        if (data != NULL) {
-            if (size > 0 && at[0] >= 128 && at[0] <= 191) {
-                result = PyObject_CallMethodObjArgs(connection, str_data_received, data,
-                                                    component, NULL);
-            } else {
-                PyObject *address = address_tuple(&addresses[i]);
-                if (address != NULL) {
-                    result = PyObject_CallMethodObjArgs(protocol, str_datagram_received, data,
-                                                        address, NULL);
-                    Py_DECREF(address);
-                }
+        if (size > 0 && at[0] >= 128 && at[0] <= 191) {
+            result =
+                PyObject_CallMethodObjArgs(connection, str_data_received, data, component, NULL);
+        } else {
+            PyObject *address = address_tuple(&addresses[i]);
+            if (address != NULL) {
+                result = PyObject_CallMethodObjArgs(protocol, str_datagram_received, data,
+                                                    address, NULL);
+                Py_DECREF(address);
             }
-            Py_DECREF(data);
         }
+        Py_DECREF(data);
         if (result != NULL) {
             Py_DECREF(result);
         } else if (failure_type == NULL) {

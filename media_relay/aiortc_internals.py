@@ -491,6 +491,22 @@ class _LeanReceivePath:
         self.media_ssrc = ssrc
         extensions = packet.extensions
         level = extensions.audio_level
+        try:
+            self._receive(stream, packet, ssrc, level, arrival_time_ms, retransmission)
+        except Exception:
+            # Raised into aiortc's DTLS task, it would close the publisher's connection.
+            logger.exception("a publisher's packet was not handled in full")
+
+    @staticmethod
+    def _receive(
+        stream: Stream,
+        packet: RtpPacket,
+        ssrc: int,
+        level: tuple[bool, int] | None,
+        arrival_time_ms: int,
+        retransmission: bool,
+    ) -> None:
+        extensions = packet.extensions
         stream.receive(
             packet.payload_type,
             packet.marker,
@@ -908,7 +924,12 @@ class SenderLeg:
             if transport._state is not DtlsState.CONNECTED:
                 self._send = None
                 return False
-            datagrams.sendto(protect(packet), address)
+            try:
+                datagrams.sendto(protect(packet), address)
+            except (ValueError, pylibsrtp.Error):
+                # A packet pylibsrtp will not protect (over its 1,356-byte limit) is this
+                # subscriber's loss alone; the fan-out counts it as a send error.
+                return False
             return True
 
         self._send = send

@@ -15,9 +15,12 @@ sent between chunks.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from media_relay import _fanout
+
+logger = logging.getLogger(__name__)
 
 # A school server's uplink is shared with everything else the school does; a third of a gigabit
 # carries a keyframe storm of a few lessons (~20 datagrams x 30 pupils x every publisher) in tens
@@ -69,7 +72,12 @@ class _Drainer:
     def _drain(self) -> None:
         self._handle = None
         loop = self._loop
-        _, waiting, wait = _fanout.drain(CHUNK, True)
+        try:
+            _, waiting, wait = _fanout.drain(CHUNK, True)
+        except Exception:
+            # One subscriber's send failed (the rest of the chunk went): keep draining.
+            logger.exception("a paced datagram could not be sent")
+            waiting, wait = _fanout.pacer_counters()[0], 0.0
         if waiting and loop is not None:
             self._schedule(loop, wait)
 

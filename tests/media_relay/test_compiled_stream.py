@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import (
+    RTCP_RTPFB_NACK,
+    HeaderExtensionsMap,
+    RtcpPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+)
 from pylibsrtp import Policy, Session
 from pylibsrtp import _binding as srtp_binding
 
@@ -100,15 +106,18 @@ def test_statistics_and_nacks_are_aiortcs_for_the_same_arrivals(seed):
             assert compiled.fraction_lost == statistics.fraction_lost
 
 
-def test_a_nack_names_the_lost_packets_in_order_across_the_wrap():
+def test_a_nack_across_the_wrap_names_the_lost_packets_as_aiortc_sorts_and_packs_them():
     stream = Stream(True)
     stream.restart(SSRC, 90000, True)
     gaps: list[list[int]] = []
     stream.on_gap = gaps.append
     for sequence in (65533, 65534, 1, 2, 0, 4):
         _receive(stream, sequence)
-    assert gaps == [[65535, 0], [65535, 3]]  # every packet still missing, as aiortc names them
-    assert stream.missing == [65535, 3]
+    assert gaps == [[0, 65535], [3, 65535]]  # every packet still missing, in numeric order
+    assert stream.missing == [3, 65535]
+    for lost in gaps:  # aiortc's packing needs that order (the window's would not pack)
+        nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=SSRC, lost=lost)
+        assert RtcpPacket.parse(bytes(nack))[0].lost == lost  # type: ignore[union-attr]
 
 
 def test_retransmissions_fill_gaps_but_count_in_the_rtx_streams_statistics_only():
@@ -228,6 +237,50 @@ def test_only_a_live_audio_streams_levels_are_heard_and_smoothed_as_the_tracker_
     loudness, heard_at = voice
     assert loudness == pytest.approx(tracker.loudness("pupil", before))
     assert before <= heard_at <= time.monotonic()
+
+
+def test_a_slot_whose_send_fails_costs_the_others_nothing(monkeypatch):
+    """A subscriber's send that raises (pylibsrtp refusing a packet, say) is its loss alone."""
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    stream = Stream(False)
+    stream.restart(SSRC, 48000, False)
+    def refuse(packet: bytes) -> bool:
+        raise ZeroDivisionError(len(packet))
+
+    failing, failing_too, working = Slot(video=False), Slot(video=False), _slot(False)
+    for slot in (failing, failing_too):
+        slot.configure(bytes([0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]), 100, 0, 0)
+        slot.connect_callable(refuse)
+        slot.start_source(0)
+    stream.fanout = [failing, working[0], failing_too]
+    stream.live = True
+    with pytest.raises(ZeroDivisionError):
+        _receive(stream, 1)
+    assert len(working[1].sent) == 1
+    assert stream.counters() == (0, 1, 1)
+    assert [slot.counters()[4] for slot in (failing, working[0], failing_too)] == [1, 0, 1]
+    assert len(unraisable) == 1  # the second failure; the first was raised
+
+
+def test_a_switch_that_replaces_the_slot_list_is_read_again():
+    stream = Stream(True)
+    stream.restart(SSRC, 90000, True)
+    stream.live = True
+    slot, recorder = _slot(True)
+    stream.fanout = []
+
+    def switch() -> None:
+        stream.switching = False
+        stream.fanout = [slot]
+
+    stream.on_switch = switch
+    stream.switching = True
+    _receive(stream, 1, payload=KEY)
+    assert len(recorder.sent) == 1
+    stream.fanout = None  # not a list: nothing is forwarded, nothing breaks
+    _receive(stream, 2, payload=DELTA, marker=1)
+    assert len(recorder.sent) == 1
 
 
 def test_a_failing_callback_loses_its_own_event_only(monkeypatch):
@@ -360,6 +413,19 @@ def test_the_ingest_drops_what_aiortc_drops_and_gives_an_ssrc_back_when_unrouted
     again = connection.datagram()
     ingest.data_received(again, 1)
     assert connection.queued == [(again, 1)]
+
+
+def test_a_stream_restarted_on_a_new_ssrc_no_longer_takes_the_old_ones_packets():
+    connection = _Connection()
+    ingest = connection.ingest
+    ingest.route(SSRC, connection.receiver, connection.codecs, connection.stream)
+    connection.stream.restart(SSRC + 1, 90000, True)
+    ingest.route(SSRC + 1, connection.receiver, connection.codecs, connection.stream)
+    assert ingest.routed == [SSRC + 1]
+    old = connection.datagram()
+    ingest.data_received(old, 1)
+    assert connection.packets == []
+    assert connection.queued == [(old, 1)]
 
 
 def test_the_ingest_routes_at_most_sixteen_ssrcs_and_the_rest_take_aiortcs_route():

@@ -107,6 +107,28 @@ class Publisher:
 
 
 @pytest.mark.asyncio
+async def test_a_packet_the_relay_fails_on_is_logged_and_the_receiver_goes_on(pc, caplog):
+    """An exception out of the receive path would reach aiortc's DTLS task and close the
+    publisher's connection."""
+    receiver = pc.addTransceiver("video", direction="recvonly").receiver
+    receiver._track = RemoteStreamTrack(kind="video")
+    handed: list[int] = []
+
+    def sink(packet: RtpPacket) -> None:
+        handed.append(packet.sequence_number)
+        if packet.sequence_number == 2:
+            raise RuntimeError("not this one")
+
+    tap_receiver_packets(receiver, sink)
+    await receiver.receive(VIDEO_PARAMETERS)
+    for sequence in (1, 2, 3):
+        packet = RtpPacket(payload_type=96, sequence_number=sequence, ssrc=MEDIA_SSRC)
+        await receiver._handle_rtp_packet(packet, arrival_time_ms=0)
+    assert handed == [1, 2, 3]
+    assert "not handled in full" in caplog.text
+
+
+@pytest.mark.asyncio
 async def test_a_retransmission_is_handed_on_as_the_media_packet_it_carries(pc):
     publisher = Publisher(pc, "video")
     await publisher.receiver.receive(VIDEO_PARAMETERS)

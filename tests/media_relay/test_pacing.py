@@ -8,6 +8,7 @@ The last one runs a lesson over this machine's network with a budget below the c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Callable, Iterator
 
@@ -122,6 +123,32 @@ async def test_a_burst_past_the_budget_goes_out_in_order_over_several_loop_turns
         # The history holds what waited, under the numbers it was sent with.
         assert output.retransmit(numbers[-1]) is True
     assert pacing.counters().waiting == 0
+
+
+class Refusing(Recorder):
+    """A subscriber whose send raises (pylibsrtp refusing a packet, say)."""
+
+    def _send(self, packet: bytes) -> bool:
+        raise ValueError("packet is too long")
+
+
+@pytest.mark.asyncio
+async def test_a_waiting_datagram_whose_send_fails_does_not_stop_the_others(caplog):
+    pacing.configure(rate_bits_per_second=8 * 400_000, burst_seconds=DATAGRAM / 400_000)
+    log: list[tuple[str, bytes]] = []
+    refusing = SlotOutput("video", Refusing("refusing", log))
+    refusing.configure(_parameters("video"))
+    refusing.start_source()
+    working, leg = _slot("video", "working", log)
+    for packet in _keyframe(500, 10):
+        # Sent at once (within the burst), the refusal is raised once the others had theirs.
+        with contextlib.suppress(ValueError):
+            fan_out("video", packet, [refusing.slot, working.slot])
+    assert pacing.counters().waiting > 0
+    await _turns_until(lambda: len(leg.sent) == 10)
+    assert pacing.counters().waiting == 0
+    assert refusing.stats.send_errors == 10
+    assert "could not be sent" in caplog.text
 
 
 @pytest.mark.asyncio
