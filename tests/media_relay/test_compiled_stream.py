@@ -245,6 +245,7 @@ def test_a_slot_whose_send_fails_costs_the_others_nothing(monkeypatch):
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
     stream = Stream(False)
     stream.restart(SSRC, 48000, False)
+
     def refuse(packet: bytes) -> bool:
         raise ZeroDivisionError(len(packet))
 
