@@ -12,11 +12,11 @@ import gc
 import logging
 import random
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
-from aiortc import AudioStreamTrack, RTCPeerConnection, RTCRtpReceiver
+from aiortc import AudioStreamTrack, RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
     RTCRtpDecodingParameters,
@@ -257,33 +257,47 @@ async def test_a_keyframe_request_reaches_the_publisher_as_a_pli_through_the_lea
     await publisher.receiver.stop()
 
 
+async def _tapped_audio(
+    packets: list[RtpPacket],
+    wanted: int,
+    before_answer: Callable[[RTCRtpTransceiver], None] = lambda _: None,
+) -> tuple[RTCPeerConnection, RTCPeerConnection, RTCRtpTransceiver]:
+    """A real connection whose receiving end is tapped into `packets`, once `wanted` arrived."""
+    sending, receiving = RTCPeerConnection(), RTCPeerConnection()
+    sending.addTransceiver(AudioStreamTrack(), direction="sendonly")
+    await sending.setLocalDescription(await sending.createOffer())
+    await receiving.setRemoteDescription(sending.localDescription)
+    [transceiver] = receiving.getTransceivers()
+    tap_receiver_packets(transceiver.receiver, packets.append)
+    before_answer(transceiver)
+    await receiving.setLocalDescription(await receiving.createAnswer())
+    await sending.setRemoteDescription(receiving.localDescription)
+    for _ in range(100):
+        if len(packets) >= wanted:
+            break
+        await asyncio.sleep(0.05)
+    assert len(packets) >= wanted
+    return sending, receiving, transceiver
+
+
 @pytest.mark.asyncio
 async def test_once_routed_a_publishers_packets_skip_aiortcs_queue_and_still_count():
     """Over a real connection: the first packet is routed by aiortc, the rest arrive directly."""
-    sending, receiving = RTCPeerConnection(), RTCPeerConnection()
-    try:
-        sending.addTransceiver(AudioStreamTrack(), direction="sendonly")
-        await sending.setLocalDescription(await sending.createOffer())
-        await receiving.setRemoteDescription(sending.localDescription)
-        [transceiver] = receiving.getTransceivers()
-        packets: list[RtpPacket] = []
-        tap_receiver_packets(transceiver.receiver, packets.append)
+    routed: list[bytes] = []
+
+    def count_routed(transceiver: RTCRtpTransceiver) -> None:
         dtls = transceiver.receiver.transport
-        routed: list[bytes] = []
         handle_rtp_data = dtls._handle_rtp_data
 
-        async def count_routed(data: bytes, arrival_time_ms: int) -> None:
+        async def counted(data: bytes, arrival_time_ms: int) -> None:
             routed.append(data)
             await handle_rtp_data(data, arrival_time_ms)
 
-        dtls._handle_rtp_data = count_routed  # type: ignore[method-assign]
-        await receiving.setLocalDescription(await receiving.createAnswer())
-        await sending.setRemoteDescription(receiving.localDescription)
-        for _ in range(100):
-            if len(packets) >= 25:
-                break
-            await asyncio.sleep(0.05)
-        assert len(packets) >= 25
+        dtls._handle_rtp_data = counted  # type: ignore[method-assign]
+
+    packets: list[RtpPacket] = []
+    sending, receiving, transceiver = await _tapped_audio(packets, 25, count_routed)
+    try:
         assert len(routed) <= 2  # the SSRC's first packet (and any queued behind it)
         sequence_numbers = [p.sequence_number for p in packets]
         assert sequence_numbers == list(range(sequence_numbers[0], sequence_numbers[-1] + 1))
@@ -301,20 +315,8 @@ async def test_a_closed_tapped_connection_is_freed(caplog):
     """The ingest and the compiled stream refer to the transport and its receivers: once the
     connection is closed, nothing of the relay's may keep them (a long day of lessons leaks)."""
     caplog.set_level(logging.CRITICAL)  # a captured log record would hold aiortc's objects
-    sending, receiving = RTCPeerConnection(), RTCPeerConnection()
-    sending.addTransceiver(AudioStreamTrack(), direction="sendonly")
-    await sending.setLocalDescription(await sending.createOffer())
-    await receiving.setRemoteDescription(sending.localDescription)
-    [transceiver] = receiving.getTransceivers()
     packets: list[RtpPacket] = []
-    tap_receiver_packets(transceiver.receiver, packets.append)
-    await receiving.setLocalDescription(await receiving.createAnswer())
-    await sending.setRemoteDescription(receiving.localDescription)
-    for _ in range(100):
-        if len(packets) >= 10:
-            break
-        await asyncio.sleep(0.05)
-    assert len(packets) >= 10
+    sending, receiving, transceiver = await _tapped_audio(packets, 10)
     dtls = weakref.ref(transceiver.receiver.transport)
     await sending.close()
     await receiving.close()
@@ -347,7 +349,7 @@ def _extension_maps() -> list[HeaderExtensionsMap]:
 
 
 def test_the_compiled_ingest_reads_what_pylibsrtp_and_aiortcs_parser_read():
-    """`unprotect_rtp` stands in for `Session.unprotect` + `RtpPacket.parse` on the hot path."""
+    """`unprotect_rtp` runs the compiled ingest's unprotect and parser (`parse_rtp`), as `Ingest` does."""
     rng = random.Random(6)  # noqa: S311 -- repeatable test packets, not a secret
     key = bytes(range(30))
     protect = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
