@@ -349,7 +349,8 @@ def _extension_maps() -> list[HeaderExtensionsMap]:
 
 
 def test_the_compiled_ingest_reads_what_pylibsrtp_and_aiortcs_parser_read():
-    """`unprotect_rtp` runs the compiled ingest's unprotect and parser (`parse_rtp`), as `Ingest` does."""
+    """`unprotect_rtp` runs the compiled ingest's unprotect and parser (`parse_rtp`), as `Ingest`
+    does for every routed datagram."""
     rng = random.Random(6)  # noqa: S311 -- repeatable test packets, not a secret
     key = bytes(range(30))
     protect = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
