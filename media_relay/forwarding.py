@@ -67,6 +67,7 @@ from media_relay.selection import (
     SpeakerTracker,
     select,
 )
+from media_relay.wakeups import hold_reads
 
 logger = logging.getLogger(__name__)
 
@@ -366,6 +367,7 @@ class LessonForwarder:
             if pc.connectionState == "connected" and not peer.connected_reported:
                 peer.connected_reported = True
                 read_in_batches(pc)
+                hold_reads(asyncio.get_running_loop())
                 self._on_peer_state(peer.participant, "connected")
             elif pc.connectionState == "failed":
                 self._spawn(self._end_peer(peer, "failed"))

@@ -143,6 +143,7 @@ def _run_scenario(scenario: Scenario, seconds: float) -> dict[str, Any]:
         {
             "relay": _relay_description(scenario),
             "relay_core": RELAY_CORE,
+            "relay_read_hold_ms": relay_server.read_hold_ms(),
             "generator_core": GENERATOR_CORE,
             "load_average_1min": round(os.getloadavg()[0], 2),
             "media": clip.describe(),

@@ -41,7 +41,7 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from media_relay import pacing
+from media_relay import pacing, wakeups
 from media_relay.forwarding import LessonForwarder, PeerState, SlotTrack, Source
 
 from .channel import Channel
@@ -309,6 +309,12 @@ async def _serve(conn: Connection, mode: RelayMode, selective: bool) -> None:
     await asyncio.sleep(0.1)
 
 
+def read_hold_ms() -> float:
+    """The relay's read hold (`media_relay.wakeups`) in ms: HOMEROOM_RELAY_READ_HOLD_MS, as in
+    production (0: off, for A/B runs), or the relay's default."""
+    return float(os.environ.get("HOMEROOM_RELAY_READ_HOLD_MS", wakeups.HOLD_SECONDS * 1000))
+
+
 def main(conn: Connection, mode: RelayMode, core: int, selective: bool = True) -> None:
     """Entry point of the relay process: pin it to `core`, serve until told to close
     (`selective`: whether the main lesson's forwarder selects what each subscriber receives).
@@ -320,6 +326,7 @@ def main(conn: Connection, mode: RelayMode, core: int, selective: bool = True) -
     HOMEROOM_BENCH_PYSPY_RATE samples a second (default 200).
     """
     os.sched_setaffinity(0, {core})
+    wakeups.configure(hold_seconds=read_hold_ms() / 1000)
     profile_to = os.environ.get("HOMEROOM_BENCH_RELAY_PROFILE")
     sample_to = os.environ.get("HOMEROOM_BENCH_RELAY_PYSPY")
     if sample_to:
