@@ -370,11 +370,14 @@ static void start_timeline(Slot *self, uint16_t sequence, uint32_t timestamp, in
     }
 }
 
-/* Send one packet of `size` bytes in `buffer` (room for the SRTP trailer); 1 when it left. */
+/* Send one packet of `size` bytes in `buffer` (room for the SRTP trailer); 1 when it left, 0
+ * when it did not, -1 with an exception set when the send callable raised. Every failure is
+ * counted here, once: the callers count none. */
 static int send_packet(Slot *self, uint8_t *buffer, int size) {
     if (self->send != NULL) {
         PyObject *packet = PyBytes_FromStringAndSize((const char *)buffer, size);
         if (packet == NULL) {
+            self->send_errors++;
             return -1;
         }
         PyObject *send = Py_NewRef(self->send); /* the call may disconnect the slot */
@@ -382,10 +385,14 @@ static int send_packet(Slot *self, uint8_t *buffer, int size) {
         Py_DECREF(send);
         Py_DECREF(packet);
         if (result == NULL) {
+            self->send_errors++;
             return -1;
         }
         int sent = PyObject_IsTrue(result);
         Py_DECREF(result);
+        if (sent <= 0) { /* refused (a closed transport, a packet SRTP will not take) */
+            self->send_errors++;
+        }
         return sent;
     }
     if (self->fd < 0) {
@@ -469,6 +476,17 @@ static void enqueue(Slot *self, const uint8_t *header, int header_size, PyObject
     pacer.queued++;
 }
 
+/* Take back what queueing a datagram counted as sent: it never left. Its history entry goes, so
+ * that a NACK cannot resend it either. */
+static void unsend_queued(Slot *self, Queued *queued) {
+    Entry *entry = &self->history[queued->sequence % HISTORY];
+    if (entry->payload == queued->payload && entry->sequence == queued->sequence) {
+        Py_CLEAR(entry->payload);
+    }
+    self->packets--;
+    self->octets -= (unsigned long long)PyBytes_GET_SIZE(queued->payload);
+}
+
 /* Forget a slot's waiting datagrams (it stopped carrying their source, or closed): none of them
  * may leave, nor be resent from the history on a NACK. */
 static void drop_queued(Slot *self) {
@@ -484,12 +502,7 @@ static void drop_queued(Slot *self) {
             kept++;
             continue;
         }
-        Entry *entry = &self->history[queued->sequence % HISTORY];
-        if (entry->payload == queued->payload && entry->sequence == queued->sequence) {
-            Py_CLEAR(entry->payload);
-        }
-        self->packets--;
-        self->octets -= (unsigned long long)PyBytes_GET_SIZE(queued->payload);
+        unsend_queued(self, queued);
         pacer.stopped_dropped++;
         release(queued);
     }
@@ -564,8 +577,8 @@ static PyObject *drain(PyObject *module, PyObject *args) {
         }
         pacer.tokens -= size;
         int result = send_packet(queued.slot, buffer, size);
-        if (result <= 0) {
-            queued.slot->send_errors++;
+        if (result <= 0) { /* as the fan-out does with a packet it could not send */
+            unsend_queued(queued.slot, &queued);
         }
         if (result < 0) { /* the rest of the queue still goes; the first error is raised */
             if (failure_type == NULL) {
@@ -698,7 +711,6 @@ static int forward_packet(PyObject *slots, int video, uint16_t sequence, uint32_
             result = send_packet(self, buffer, header + (int)payload_size);
         }
         if (result < 0) {
-            self->send_errors++;
             if (failure_type == NULL) {
                 PyErr_Fetch(&failure_type, &failure, &failure_traceback);
             } else {

@@ -68,6 +68,9 @@ class SlotStats:
     packets_sent: int = 0
     retransmissions_sent: int = 0
     send_errors: int = 0
+    """Datagrams that did not leave, each counted once. Those SRTP refused, or the leg's send
+    refused or raised, count neither as sent nor in the history. Those the socket refused (a full
+    buffer) are lost as on a network: sent, and in the history for a NACK."""
 
 
 class Fanned(NamedTuple):

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sys
 from collections.abc import Callable, Iterator
 
 import pytest
 from aiortc.rtp import RtpPacket
+from pylibsrtp import Policy, Session
+from pylibsrtp import _binding as srtp_binding
 
 from media_relay import pacing
 from media_relay.rtp_fanout import Fanned, Kind, SlotOutput, fan_out
@@ -149,6 +152,40 @@ async def test_a_waiting_datagram_whose_send_fails_does_not_stop_the_others(capl
     assert pacing.counters().waiting == 0
     assert refusing.stats.send_errors == 10
     assert "could not be sent" in caplog.text
+
+
+def test_a_datagram_srtp_refuses_is_one_send_error_sent_at_once_or_after_waiting():
+    """A slot sending on its own socket whose SRTP session has no context for its SSRC: each
+    datagram is counted once as a send error, whether it left at once or waited in the pacer."""
+    pacing.configure(rate_bits_per_second=8 * 1000, burst_seconds=DATAGRAM / 1000)
+    # Outbound for one SSRC only, which is not the slot's: libsrtp refuses every packet.
+    session = Session(Policy(key=bytes(30), ssrc_type=Policy.SSRC_SPECIFIC, ssrc_value=0xDEAD))
+    ffi, lib = srtp_binding.ffi, srtp_binding.lib
+    output, _ = _slot("video", "refused", [])
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener,
+    ):
+        listener.bind(("127.0.0.1", 0))
+        listener.setblocking(False)
+        output.slot.connect_socket(
+            session,
+            int(ffi.cast("uintptr_t", session._srtp[0])),
+            int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
+            udp.fileno(),
+            *listener.getsockname(),
+        )
+        queued_before = pacing.counters().queued
+        for packet in _keyframe(300, 6):
+            fan_out("video", packet, [output.slot])  # no loop running: what waits is sent now
+        queued = pacing.counters().queued - queued_before
+        assert 0 < queued < 6  # the first went at once, the rest waited
+        with pytest.raises(BlockingIOError):
+            listener.recv(2048)  # nothing left
+    assert output.stats.send_errors == 6
+    # None counts as sent, and none can be resent from the history.
+    assert output.stats.packets_sent == 0
+    assert output.retransmit(output.slot.last_seq) is False
 
 
 @pytest.mark.asyncio
