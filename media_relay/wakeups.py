@@ -28,7 +28,7 @@ from typing import Any
 
 # In the gallery benchmark, run alternately with the hold off, 2 ms cut the relay's CPU from
 # 21-27 % of a core to 17-24 % while the machine was contended (9 pairs out of 9; 1 ms saved about
-# two thirds of that); on a quieter machine neither won (12 pairs, 19.4 against 19.7 % on average).
+# two thirds of that); on a quieter machine neither won (15 pairs, 19.7 against 19.8 % on average).
 HOLD_SECONDS = 0.002
 # Wakeups with work per hold from which holding pays: each held wakeup then serves what took two
 # or more. Below it (a lecture: ~100 wakeups a second), a hold would add a timer wakeup and save
