@@ -288,6 +288,7 @@ async def _serve(conn: Connection, mode: RelayMode, selective: bool) -> None:
                 "other_packets_sent": sum([await _packets_sent(r) for r in others]),
                 "pacer_queued": pacer.queued,
                 "pacer_overflow_dropped": pacer.overflow_dropped,
+                "pacer_stopped_dropped": pacer.stopped_dropped,
             }
         if op == "close":
             for served in lessons.values():
