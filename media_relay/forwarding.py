@@ -572,7 +572,10 @@ class LessonForwarder:
                     continue
                 key = (carries.participant, cast(Source, carries.source))
                 if key not in selection or live.get(key) is not carries:
-                    self._detach(slot)
+                    # Still live, only no longer selected (another speaker took its place): its
+                    # waiting video leaves, so the slot's numbering has no gap. Otherwise (its
+                    # camera stopped, a moderator, the publisher gone) nothing more of it leaves.
+                    self._detach(slot, drop_waiting=live.get(key) is not carries)
                     changed.add(peer.participant)
             if peer.ended or peer.pc is None:
                 continue
@@ -626,10 +629,10 @@ class LessonForwarder:
             slot.layer.fanout.remove(slot.output.slot)
             slot.layer = None
 
-    def _detach(self, slot: _Slot) -> None:
+    def _detach(self, slot: _Slot, *, drop_waiting: bool = True) -> None:
         self._leave_layer(slot)
         slot.carries = None
-        slot.output.stop_source()
+        slot.output.stop_source(drop_waiting=drop_waiting)
 
     @staticmethod
     def _track_map(peer: _Peer) -> dict[str, SlotTrack | None]:

@@ -177,9 +177,9 @@ class SlotOutput:
         self._sources += 1
         self.slot.start_source(random.getrandbits(32))
 
-    def stop_source(self) -> None:
-        """Carry nothing."""
-        self.slot.stop_source()
+    def stop_source(self, *, drop_waiting: bool = True) -> None:
+        """Carry nothing; without `drop_waiting`, the video waiting in the pacer still leaves."""
+        self.slot.stop_source(drop_waiting=drop_waiting)
 
     def close(self) -> None:
         """Send nothing more: the subscriber's connection ended."""

@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 from aiortc.mediastreams import AudioStreamTrack
 
+from media_relay import pacing
 from media_relay.forwarding import SLOT_HEADROOM, LessonForwarder
 from media_relay.rtp_fanout import SlotStats
 from tests.media_relay.peers import (
@@ -135,6 +136,34 @@ async def test_a_pupil_who_speaks_up_takes_a_camera_slot_from_a_keyframe(lesson)
     await wait_for(lambda: first_frames()[-1] is not None, within=10)
     assert first_frames()[-1] is True
     assert False not in first_frames()
+
+
+async def test_a_camera_that_loses_its_slot_to_a_speaker_sends_what_waits_a_stopped_one_does_not(
+    lesson,
+):
+    """Video waiting in the pacer when a change of speakers takes its slot still leaves, so the
+    slot's numbering has no gap (a gap no NACK can fill: the history forgets what never left).
+    A camera a moderator stops sends nothing more, waiting or not."""
+    # Below a camera's bitrate: video waits all the time, so every change finds some waiting.
+    pacing.configure(rate_bits_per_second=16_000, burst_seconds=0.05)
+    try:
+        lesson.forwarder.set_selection(last_n=2, pinned={"teacher"})
+        for name in ("teacher", "a", "b", "c"):
+            await lesson.publisher(name)
+        await lesson.subscriber("s")
+        await wait_for(lambda: ("a", "camera") in lesson.carried("s"), within=10)
+        await wait_for(lambda: pacing.counters().waiting > 20)
+        dropped = pacing.counters().stopped_dropped
+        lesson.participants["c"].mic.sender.replaceTrack(LoudTrack())
+        await wait_for(lambda: ("a", "camera") not in lesson.carried("s"), within=10)
+        assert ("c", "camera") in lesson.carried("s")
+        assert pacing.counters().stopped_dropped == dropped
+
+        lesson.forwarder.set_forwarding("teacher", "camera", False)
+        assert ("teacher", "camera") not in lesson.carried("s")
+        assert pacing.counters().stopped_dropped > dropped
+    finally:
+        pacing.configure()
 
 
 async def test_a_speaker_who_leaves_is_no_longer_announced(lesson):

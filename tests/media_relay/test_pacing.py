@@ -210,6 +210,34 @@ async def test_a_slot_stopped_while_its_video_waits_sends_none_of_it_and_cannot_
 
 
 @pytest.mark.asyncio
+async def test_a_slot_switched_to_another_source_sends_what_waited_first_with_no_gap():
+    """A speaker change or a layer switch: the old source's waiting video still leaves, in order,
+    and the new source's keyframe is numbered on from it. Nothing is lost, nothing is dropped."""
+    pacing.configure(rate_bits_per_second=8 * 1000, burst_seconds=0.001)
+    log: list[tuple[str, bytes]] = []
+    output, leg = _slot("video", "ada", log)
+    for packet in _keyframe(10, 6):
+        fan_out("video", packet, [output.slot])
+    assert pacing.counters().waiting == 5  # the budget let one datagram through
+    dropped_before = pacing.counters().stopped_dropped
+
+    output.start_source()  # another publisher's camera from its next keyframe
+    for packet in _keyframe(7000, 3):
+        fan_out("video", packet, [output.slot])
+    pacing.flush()
+    assert pacing.counters().stopped_dropped == dropped_before
+    numbers = _sequence_numbers(leg)
+    first = numbers[0]
+    assert [(n - first) & 0xFFFF for n in numbers] == list(range(9))
+    payloads = [_parse(data).payload for data in leg.sent]
+    assert payloads == [KEY, *[KEY_REST] * 5, KEY, KEY_REST, KEY_REST]
+    timestamps = [_parse(data).timestamp for data in leg.sent]
+    assert timestamps == sorted(timestamps)
+    assert output.stats.packets_sent == 9
+    assert output.retransmit((first + 3) & 0xFFFF) is True  # the old source's, sent after waiting
+
+
+@pytest.mark.asyncio
 async def test_closing_a_slot_whose_video_waits_is_safe_and_releases_what_waited():
     pacing.configure(rate_bits_per_second=8 * 1000, burst_seconds=0.001)
     log: list[tuple[str, bytes]] = []
