@@ -880,7 +880,10 @@ class LessonForwarder:
         if state is not None:
             self._on_peer_state(peer.participant, state)
         with contextlib.suppress(Exception):
-            await pc.close()
+            # Shielded: aiortc's close may be under way in a task of its own (the remote end went),
+            # and later callers wait on its future. Cancelling this wait (the forwarder closing)
+            # would cancel that future, and aiortc's close would fail to set it.
+            await asyncio.shield(pc.close())
         self._rebalance()
 
     def stats(self) -> ForwardingStats:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
+from aiortc import RTCIceTransport
 
 from media_relay.forwarding import (
     CONNECT_TIMEOUT,
@@ -281,6 +282,44 @@ async def test_removing_a_participant_closes_its_peer_and_frees_its_slots(lesson
     assert lesson.forwarder.slots_wanted("b") == (2, 3)
     await wait_for(lambda: a.pc.connectionState in ("closed", "failed"), within=3)
     await _flowing(lesson.decoded("b", "c", "camera"))
+
+
+@pytest.mark.asyncio
+async def test_closing_the_forwarder_while_aiortc_closes_a_peer_leaves_aiortcs_close_whole(
+    monkeypatch,
+):
+    """aiortc closes a connection whose remote end went, in a task of its own. Halfway through,
+    the connection reports "closed" and the forwarder starts waiting for that close too. If the
+    forwarder is closed then (the lesson ends), cancelling its wait must not cancel aiortc's
+    shared close future: aiortc's close failed with InvalidStateError ("Task exception was never
+    retrieved", seen at the benchmarks' teardown)."""
+    lesson = Lesson()
+    try:
+        await lesson.join("a", "mic")
+        peer = lesson.forwarder._peers["a"]
+        pc = peer.pc
+        assert pc is not None
+        release = asyncio.Event()
+        stop_ice = RTCIceTransport.stop
+
+        async def slow_stop(transport: RTCIceTransport) -> None:
+            await release.wait()
+            await stop_ice(transport)
+
+        # The DTLS transports stop (the connection reports "closed"), then the ICE ones wait.
+        monkeypatch.setattr(RTCIceTransport, "stop", slow_stop)
+        aiortc_close = asyncio.ensure_future(pc.close())  # as aiortc's own __closeTask
+        await wait_for(lambda: ("a", "closed") in lesson.callbacks.peer_states, within=3)
+        await asyncio.sleep(0)  # the forwarder's task now waits for the close
+        assert peer.ended
+        assert not aiortc_close.done()
+        await lesson.forwarder.close()
+        release.set()
+        await asyncio.wait_for(aiortc_close, 10)  # raised InvalidStateError
+        assert pc.connectionState == "closed"
+    finally:
+        release.set()
+        await lesson.close()
 
 
 def test_slots_wanted_counts_what_others_forward_plus_headroom():
