@@ -290,7 +290,7 @@ static PyObject *Slot_start_source(Slot *self, PyObject *args) {
 /* stop_source(drop_waiting=True). A source that must not be seen any more (its camera stopped,
  * a moderator's decision, the publisher gone) sends nothing more: what waits is dropped. A source
  * that merely left the subscriber's selection (another speaker took its place) lets what waits of
- * it leave: dropping it left a gap in the slot that no NACK could fill (0.1-0.25 % of
+ * it leave: dropping it left a gap in the slot that no NACK could fill (0.1-0.3 % of
  * relay-gallery-single-layer's packets, at each change of speakers). */
 static PyObject *Slot_stop_source(Slot *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"drop_waiting", NULL};

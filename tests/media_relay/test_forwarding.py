@@ -294,12 +294,12 @@ async def test_closing_the_forwarder_while_aiortc_closes_a_peer_leaves_aiortcs_c
     shared close future: aiortc's close failed with InvalidStateError ("Task exception was never
     retrieved", seen at the benchmarks' teardown)."""
     lesson = Lesson()
+    release = asyncio.Event()
     try:
         await lesson.join("a", "mic")
         peer = lesson.forwarder._peers["a"]
         pc = peer.pc
         assert pc is not None
-        release = asyncio.Event()
         stop_ice = RTCIceTransport.stop
 
         async def slow_stop(transport: RTCIceTransport) -> None:
