@@ -14,7 +14,8 @@ They run on a throwaway SQLite database (or on DATABASE_URL when set) and never 
   `relay-transcode-baseline`, `keyframe-storm`, `join-storm`: the forwarding relay under load
   from aiortc peers in another process (bench/relay/, issue 6).
 - `udp-send-floor`: a bare UDP send loop's CPU per 1,200-byte datagram on loopback, the floor
-  under the relay's packets per CPU-second on this machine (bench/send_floor.py).
+  under the relay's packets per CPU-second on this machine (bench/send_floor.py); and per
+  datagram sent by UDP GSO in batches of 2, 4 and 20 (`gso`), what batching could save.
 - `udp-fanout-floor`: the kernel's CPU per datagram when each 1,200-byte packet goes to 30 (or 9)
   receivers at relay-lecture's (or relay-full's) rate, by sendto and by sendmmsg, from a small C
   program (bench/fanout_floor.c, needs `cc`): the floor under those benchmarks' relay CPU.
