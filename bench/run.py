@@ -12,7 +12,8 @@ They run on a throwaway SQLite database (or on DATABASE_URL when set) and never 
   people, 400 classes, 60,000 enrollments): seconds, queries and peak memory (bench/roster.py).
 - `relay-lecture`, `relay-gallery`, `relay-gallery-single-layer`, `relay-full`,
   `relay-transcode-baseline`, `keyframe-storm`, `join-storm`: the forwarding relay under load
-  from aiortc peers in another process (bench/relay/, issue 6).
+  from aiortc peers in another process (bench/relay/, issue 6). Their peers offer ICE candidates
+  of one address family, IPv4 unless `--address-family ipv6` (join-storm: both).
 - `udp-send-floor`: a bare UDP send loop's CPU per 1,200-byte datagram on loopback, the floor
   under the relay's packets per CPU-second on this machine (bench/send_floor.py); and per
   datagram sent by UDP GSO in batches of 2, 4 and 20 (`gso`), what batching could save.
@@ -36,7 +37,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -192,10 +193,17 @@ def bench_timetable(seconds: float) -> dict[str, Any]:
     return run(seconds)
 
 
+# The relay benchmarks' peers offer ICE candidates of one address family (--address-family).
+_address_family: Literal["ipv4", "ipv6"] = "ipv4"
+
+
 def _relay_benchmarks() -> dict[str, Callable[[float], dict[str, Any]]]:
     from relay import NAMES, run  # bench/ is the script's folder, first on sys.path
 
-    return {name: functools.partial(run, name) for name in NAMES}
+    def bench(name: str, seconds: float) -> dict[str, Any]:
+        return run(name, seconds, _address_family)
+
+    return {name: functools.partial(bench, name) for name in NAMES}
 
 
 def _default_seconds(name: str) -> float:
@@ -224,7 +232,15 @@ def main() -> None:
         default=None,
         help="measured window (default: 20 for the relay, else 5)",
     )
+    parser.add_argument(
+        "--address-family",
+        choices=("ipv4", "ipv6"),
+        default="ipv4",
+        help="the one address family of the relay benchmarks' ICE candidates (default: ipv4)",
+    )
     args = parser.parse_args()
+    global _address_family
+    _address_family = args.address_family
     _setup_django()
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name in args.names or list(BENCHMARKS):

@@ -8,6 +8,9 @@ The relay's and the generator's CPU come from /proc/<pid>/stat over the measured
 whose generator core is more than 90 % busy is reported `valid: false`. `join-storm` is the
 exception: 31 clients join one lesson of a real daphne through the websocket signalling
 (bench/relay/join_storm.py), and its window is the storm itself, whatever `--seconds` says.
+Both ends offer ICE candidates of one address family only (`address_family`, IPv4 unless asked;
+see scenarios.ADDRESS_FAMILIES), and the run is invalid if the machine's UDP datagrams went by the
+other.
 `relay-gallery` runs with simulcast (each camera sent full size and as a low layer; the teacher's
 on every large tile at the high layer, the thumbnails at the low one); `relay-gallery-single-layer`
 is the same lesson without simulcast, for the comparison; both are scaled down from the issue's 31
@@ -36,11 +39,13 @@ from typing import Any
 from . import join_storm, loadgen, relay_server
 from .media import encoded_clip
 from .scenarios import (
+    ADDRESS_FAMILIES,
     COMPARE_STORM_EVERY,
     GENERATOR_CORE,
     RELAY_CORE,
     SCENARIOS,
     TRANSCODE_BASELINE,
+    AddressFamily,
     Scenario,
 )
 
@@ -52,13 +57,16 @@ COMPARED_KEYS = ("valid", "invalid_reasons", "storms", "loss_pct", "delivered_fp
 COMPARED_CONDITIONS = ("relay_waited_for_cpu_pct", "generator_cpu_pct", "load_average_1min")
 
 
-def run(name: str, seconds: float) -> dict[str, Any]:
-    """Run the benchmark `name` (one of NAMES) with a measured window of `seconds`."""
+def run(name: str, seconds: float, address_family: AddressFamily = "ipv4") -> dict[str, Any]:
+    """Run the benchmark `name` (one of NAMES) with a measured window of `seconds`, its peers'
+    ICE candidates of `address_family` only (join-storm: of both, as browsers offer them)."""
     if name == "join-storm":
         return join_storm.run(seconds)
-    scenario = SCENARIOS[name]
-    if scenario is TRANSCODE_BASELINE:
-        return _transcode_baseline(seconds)
+    if address_family not in ADDRESS_FAMILIES:
+        raise ValueError(f"address family {address_family!r}: one of {ADDRESS_FAMILIES}")
+    scenario = replace(SCENARIOS[name], address_family=address_family)
+    if name == TRANSCODE_BASELINE.name:
+        return _transcode_baseline(scenario, seconds)
     if scenario.compare_pacing:
         return _with_pacing_compared(scenario, seconds)
     return _run_scenario(scenario, seconds)
@@ -83,9 +91,10 @@ def _with_pacing_compared(scenario: Scenario, seconds: float) -> dict[str, Any]:
     }
 
 
-def _transcode_baseline(seconds: float) -> dict[str, Any]:
-    forwarding = _run_scenario(SCENARIOS["relay-lecture"], seconds)
-    transcoding = _run_scenario(TRANSCODE_BASELINE, seconds)
+def _transcode_baseline(baseline: Scenario, seconds: float) -> dict[str, Any]:
+    lecture = replace(SCENARIOS["relay-lecture"], address_family=baseline.address_family)
+    forwarding = _run_scenario(lecture, seconds)
+    transcoding = _run_scenario(baseline, seconds)
     keys = ("relay_cpu_pct_one_core", "delivered_fps", "forwarded_pps", "valid")
     ratio = per_frame = None
     if forwarding["relay_cpu_pct_one_core"] and transcoding["delivered_fps"]:

@@ -64,7 +64,7 @@ from media_relay.selection import TOP_AUDIO
 from .channel import Channel
 from .media import KEY_BYTES, LOW, ClipTrack, EncodedClip
 from .relay_server import rss_mb
-from .scenarios import GENERATOR_CORE, RELAY_CORE, Scenario
+from .scenarios import GENERATOR_CORE, RELAY_CORE, AddressFamily, Scenario
 
 REAL_RECEIVERS = 2
 CONNECT_TIMEOUT = 60.0
@@ -73,6 +73,9 @@ FIRST_MEDIA_TIMEOUT = 20.0
 SETTLE = 2.0
 # A generator whose core is busier than this cannot be trusted to send and receive on time.
 SATURATED_PCT = 90
+# Of the machine's UDP datagrams in the window, the most that may go by the other address family
+# before the run is reported invalid (its media did not all go by the family asked for).
+OTHER_FAMILY_SHARE = 0.01
 # Frames sent within this long after a keyframe storm count as the storm's.
 STORM_SPAN = 1.0
 # Audio levels (dBov) of a speaking and a silent publisher; a move of the speaking is timed again
@@ -149,6 +152,7 @@ class Participant:
     clip: EncodedClip
     lesson: str = "main"
     simulcast: bool = False
+    address_family: AddressFamily = "ipv4"
     pc: RTCPeerConnection = field(
         default_factory=lambda: RTCPeerConnection(
             RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
@@ -241,10 +245,11 @@ class Participant:
         answer = await call(
             "negotiate",
             participant=self.name,
-            sdp=self.pc.localDescription.sdp,
+            sdp=only_candidates_of(self.pc.localDescription.sdp, self.address_family),
             sources=sources,
             lesson=self.lesson,
         )
+        answer = only_candidates_of(answer, self.address_family)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
     def meter_for(self, mid: str) -> SlotMeter | None:
@@ -341,6 +346,7 @@ class Generator:
                     measuring=self._is_measuring,
                     clip=clip,
                     simulcast=scenario.simulcast,
+                    address_family=scenario.address_family,
                 )
             )
         for index in range(scenario.subscribers):
@@ -353,6 +359,7 @@ class Generator:
                     real_receiver=not scenario.publishers_subscribe and index < REAL_RECEIVERS,
                     measuring=self._is_measuring,
                     clip=clip,
+                    address_family=scenario.address_family,
                 )
             )
         self.other_class: list[Participant] = []
@@ -367,6 +374,7 @@ class Generator:
                     measuring=self._is_measuring,
                     clip=clip,
                     lesson=OTHER_CLASS,
+                    address_family=scenario.address_family,
                 )
                 for index, teacher in enumerate([True] + [False] * OTHER_CLASS_PUPILS)
             ]
@@ -508,6 +516,7 @@ class Generator:
             generator_wait=run_queue_seconds(),
             cores=cores_busy(),
             udp_drops=udp_receive_drops(),
+            udp_sent=udp_datagrams_sent(),
             relay=counters,
             meters=[m.snapshot() for m in self.meters],
             sent={
@@ -528,6 +537,11 @@ class Generator:
             reasons.append(f"generator process {conditions['generator_cpu_pct']:.0f}% of its core")
         if conditions["generator_core_busy_pct"] > SATURATED_PCT:
             reasons.append(f"generator core {conditions['generator_core_busy_pct']:.0f}% busy")
+        sent = conditions["udp_datagrams_sent"]
+        family = self.scenario.address_family
+        other = sum(n for f, n in sent.items() if f != family)
+        if other > OTHER_FAMILY_SHARE * sum(sent.values()):
+            reasons.append(f"{other} datagrams went by another address family than {family}")
         delivery = self._delivery(before, after)
         if delivery.pop("silent_video_slots"):
             reasons.append("a video slot received nothing in the window")
@@ -712,6 +726,13 @@ class Generator:
             # Datagrams the kernel dropped for a full receive buffer, machine-wide: a receiver
             # (the generator's, or the relay's publisher sockets) that could not keep up.
             "udp_receive_buffer_drops": after.udp_drops - before.udp_drops,
+            # Every UDP datagram sent on the machine, by address family: the run's media went by
+            # `address_family` only (the few of the other are the machine's own traffic).
+            "address_family": self.scenario.address_family,
+            "udp_datagrams_sent": {
+                family: after.udp_sent[family] - before.udp_sent[family]
+                for family in after.udp_sent
+            },
             "sent_fps_per_publisher": {k: round(v, 2) for k, v in sent.items()},
             # Frames the relay reassembled out of those sent (forwarding relay only).
             "relay_received_pct": _ratio(relay_received * 100, frames_sent, 2)
@@ -736,6 +757,7 @@ class Mark:
     generator_wait: float
     cores: dict[int, tuple[int, int]]
     udp_drops: int
+    udp_sent: dict[AddressFamily, int]
     relay: dict[str, Any]
     meters: list[tuple[int, int, int]]
     sent: dict[str, int]
@@ -788,6 +810,36 @@ def udp_receive_drops() -> int:
     with open("/proc/net/snmp") as snmp:
         header, values = (line.split() for line in snmp if line.startswith("Udp:"))
     return int(values[header.index("RcvbufErrors")])
+
+
+def udp_datagrams_sent() -> dict[AddressFamily, int]:
+    """UDP datagrams sent so far, machine-wide, by address family (/proc/net/snmp and snmp6)."""
+    with open("/proc/net/snmp") as snmp:
+        header, values = (line.split() for line in snmp if line.startswith("Udp:"))
+    with open("/proc/net/snmp6") as snmp6:
+        ipv6 = next(int(line.split()[1]) for line in snmp6 if line.startswith("Udp6OutDatagrams"))
+    return {"ipv4": int(values[header.index("OutDatagrams")]), "ipv6": ipv6}
+
+
+def only_candidates_of(sdp: str, family: AddressFamily) -> str:
+    """`sdp` with the ICE candidates of `family` only, as a peer on such a network would send it.
+
+    Raises ValueError when none is left: the benchmark cannot run on that family here.
+    """
+    lines = sdp.split("\r\n")
+    kept = [
+        line
+        for line in lines
+        if not line.startswith("a=candidate:") or _candidate_family(line) == family
+    ]
+    if not any(line.startswith("a=candidate:") for line in kept):
+        raise ValueError(f"no {family} ICE candidate in the session description")
+    return "\r\n".join(kept)
+
+
+def _candidate_family(line: str) -> AddressFamily:
+    # a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ ...
+    return "ipv6" if ":" in line.split()[4] else "ipv4"
 
 
 def run_queue_seconds(pid: int | str = "self") -> float:
