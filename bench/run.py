@@ -11,9 +11,10 @@ They run on a throwaway SQLite database (or on DATABASE_URL when set) and never 
 - `roster`: validate, apply and re-import a generated OneRoster bundle of one school (10,000
   people, 400 classes, 60,000 enrollments): seconds, queries and peak memory (bench/roster.py).
 - `relay-lecture`, `relay-gallery`, `relay-gallery-single-layer`, `relay-full`,
-  `relay-transcode-baseline`, `keyframe-storm`, `join-storm`: the forwarding relay under load
-  from aiortc peers in another process (bench/relay/, issue 6). Their peers offer ICE candidates
-  of one address family, IPv4 unless `--address-family ipv6` (join-storm: both).
+  `relay-full-gso-compared`, `relay-transcode-baseline`, `keyframe-storm`, `join-storm`: the
+  forwarding relay under load from aiortc peers in another process (bench/relay/, issue 6).
+  Their peers offer ICE candidates of one address family, IPv4 unless `--address-family ipv6`
+  (join-storm: both).
 - `udp-send-floor`: a bare UDP send loop's CPU per 1,200-byte datagram on loopback, the floor
   under the relay's packets per CPU-second on this machine (bench/send_floor.py); and per
   datagram sent by UDP GSO in batches of 2, 4 and 20 (`gso`), what batching could save.

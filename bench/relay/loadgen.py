@@ -64,7 +64,7 @@ from media_relay.selection import TOP_AUDIO
 from .channel import Channel
 from .media import KEY_BYTES, LOW, ClipTrack, EncodedClip
 from .relay_server import rss_mb
-from .scenarios import GENERATOR_CORE, RELAY_CORE, AddressFamily, Scenario
+from .scenarios import GENERATOR_CORE, GSO_PHASE_SECONDS, RELAY_CORE, AddressFamily, Scenario
 
 REAL_RECEIVERS = 2
 CONNECT_TIMEOUT = 60.0
@@ -424,8 +424,11 @@ class Generator:
 
         before = await self._mark(relay_pid)
         self.measuring = True
+        gso_compared = None
         if self.scenario.storm_every:
             await self._storms(seconds)
+        elif self.scenario.compare_gso:
+            gso_compared = await self._compare_gso(seconds, relay_pid)
         else:
             await asyncio.sleep(seconds)
         self.measuring = False
@@ -434,6 +437,8 @@ class Generator:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         result = self._result(before, after)
+        if gso_compared is not None:
+            result["gso_compared"] = gso_compared
         result["conditions"].update(
             {"join_seconds": round(join_seconds, 2), "all_slots_had_media": started}
         )
@@ -488,6 +493,63 @@ class Generator:
             self._map_slots(await self.channel.call("tracks"))
             await asyncio.sleep(max(interval - REMAP_AFTER, 0.0))
             first = (first + count) % len(publishers)
+
+    async def _compare_gso(self, seconds: float, relay_pid: int) -> dict[str, Any]:
+        """The window in phases with the relay's UDP GSO on and off, in the order on, off, off,
+        on (a steady drift of the machine's load then weighs on both alike): the relay's CPU per
+        datagram it sent on a socket, in each, and their ratio over each such quartet."""
+        quartets = max(1, round(seconds / GSO_PHASE_SECONDS / 4))
+        phases: dict[bool, list[tuple[float, float, int, int]]] = {True: [], False: []}
+        for phase in range(4 * quartets):
+            on = phase % 4 in (0, 3)
+            await self.channel.call("gso", on=on)
+            at, cpu, (datagrams, sends, _, _) = (
+                time.monotonic(),
+                cpu_seconds(relay_pid),
+                await self.channel.call("sends"),
+            )
+            await asyncio.sleep(GSO_PHASE_SECONDS)
+            end_datagrams, end_sends, _, _ = await self.channel.call("sends")
+            phases[on].append(
+                (
+                    time.monotonic() - at,
+                    cpu_seconds(relay_pid) - cpu,
+                    end_datagrams - datagrams,
+                    end_sends - sends,
+                )
+            )
+        await self.channel.call("gso", on=True)
+
+        def figures(measured: list[tuple[float, float, int, int]]) -> dict[str, Any]:
+            wall, cpu, datagrams, sends = (sum(column) for column in zip(*measured, strict=True))
+            return {
+                "relay_cpu_pct_one_core": round(cpu / wall * 100, 2),
+                "socket_datagrams_per_second": round(datagrams / wall),
+                "us_cpu_per_socket_datagram": _ratio(cpu * 1e6, datagrams, 3),
+                "datagrams_per_send": _ratio(datagrams, sends, 2),
+            }
+
+        key = "us_cpu_per_socket_datagram"
+        ratios = []
+        for quartet in range(quartets):
+            with_gso = figures(phases[True][2 * quartet : 2 * quartet + 2])[key]
+            without = figures(phases[False][2 * quartet : 2 * quartet + 2])[key]
+            if with_gso and without:
+                ratios.append(with_gso / without)
+        with_gso, without = figures(phases[True]), figures(phases[False])
+        return {
+            "on": with_gso,
+            "off": without,
+            "phase_seconds": GSO_PHASE_SECONDS,
+            "quartets": quartets,
+            # Below 1: a datagram cost the relay less CPU with GSO.
+            "cpu_per_datagram_on_vs_off": _ratio(with_gso[key] or 0, without[key] or 0, 3),
+            "cpu_per_datagram_on_vs_off_by_quartet": {
+                "min": round(min(ratios), 3) if ratios else None,
+                "median": round(statistics.median(ratios), 3) if ratios else None,
+                "max": round(max(ratios), 3) if ratios else None,
+            },
+        }
 
     async def _storms(self, seconds: float) -> None:
         """Every publisher's keyframe at once and a PLI from every subscriber, every few seconds."""

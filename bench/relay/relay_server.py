@@ -41,7 +41,7 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from media_relay import pacing, wakeups
+from media_relay import _fanout, pacing, wakeups
 from media_relay.forwarding import LessonForwarder, PeerState, SlotTrack, Source
 
 from .channel import Channel
@@ -274,6 +274,11 @@ async def _serve(conn: Connection, mode: RelayMode, selective: bool) -> None:
         if op == "pace":
             pacing.configure(rate_bits_per_second=pacing.RATE_BITS_PER_SECOND if args["on"] else 0)
             return None
+        if op == "gso":
+            _fanout.use_gso(args["on"])
+            return None
+        if op == "sends":
+            return _fanout.send_counters()
         if op == "tracks":
             return {name: track for r in lessons.values() for name, track in r.tracks.items()}
         if op == "layers":
@@ -281,6 +286,7 @@ async def _serve(conn: Connection, mode: RelayMode, selective: bool) -> None:
         if op == "counters":
             others = [r for name, r in lessons.items() if name != MAIN_LESSON]
             pacer = pacing.counters()
+            datagrams, sends, gso_sends, gso_refused = _fanout.send_counters()
             return {
                 "packets_sent": await _packets_sent(relay),
                 "rss_mb": rss_mb(),
@@ -289,6 +295,12 @@ async def _serve(conn: Connection, mode: RelayMode, selective: bool) -> None:
                 "pacer_queued": pacer.queued,
                 "pacer_overflow_dropped": pacer.overflow_dropped,
                 "pacer_stopped_dropped": pacer.stopped_dropped,
+                # The compiled loop's datagrams and the system calls that sent them (UDP GSO
+                # sends carry several), every lesson's.
+                "socket_datagrams_sent": datagrams,
+                "socket_send_calls": sends,
+                "gso_sends": gso_sends,
+                "gso_refused": gso_refused,
             }
         if op == "close":
             for served in lessons.values():

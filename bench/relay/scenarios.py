@@ -58,6 +58,9 @@ class Scenario:
     every subscriber's large tile)."""
     selective: bool = True
     """False: the relay selects nothing, every subscriber receives every publisher's sources."""
+    compare_gso: bool = False
+    """Measure in alternate phases of `GSO_PHASE_SECONDS`, the relay sending its video by UDP GSO
+    in one and a datagram a send in the next, and report the two (`gso_compared`)."""
     address_family: AddressFamily = "ipv4"
     """The one address family of the ICE candidates both ends offer (see ADDRESS_FAMILIES)."""
     note: str = ""
@@ -86,6 +89,21 @@ FULL = Scenario(
     note=f"scaled down from 31 x 31 to {FULL_PARTICIPANTS} x {FULL_PARTICIPANTS}: one generator "
     "core cannot receive 31 x 30 streams; the relay's selection is off (LessonForwarder "
     "selective=False), so every participant receives every other's audio and video",
+)
+# Alternate phases cancel the machine's slower swings (other tenants' load), which moved the relay's
+# CPU by 10-25 % between runs, far more than a few percent's change in the relay.
+GSO_PHASE_SECONDS = 2.0
+FULL_GSO_COMPARED = Scenario(
+    "relay-full-gso-compared",
+    "forward",
+    publishers=FULL_PARTICIPANTS,
+    subscribers=0,
+    publishers_subscribe=True,
+    selective=False,
+    compare_gso=True,
+    note=f"relay-full, measured in alternate {GSO_PHASE_SECONDS:g} s phases with the relay's UDP "
+    "GSO on and off: the relay's CPU per socket datagram in each (`gso_compared`); the other "
+    "figures are the whole window's",
 )
 KEYFRAME_STORM = Scenario(
     "keyframe-storm",
@@ -153,5 +171,13 @@ COMPARE_STORM_EVERY = 2.0
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
-    for s in (LECTURE, TRANSCODE_BASELINE, GALLERY, GALLERY_SINGLE_LAYER, FULL, KEYFRAME_STORM)
+    for s in (
+        LECTURE,
+        TRANSCODE_BASELINE,
+        GALLERY,
+        GALLERY_SINGLE_LAYER,
+        FULL,
+        FULL_GSO_COMPARED,
+        KEYFRAME_STORM,
+    )
 }
