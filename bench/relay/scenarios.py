@@ -7,7 +7,7 @@ it receives); in a full room every publisher also subscribes to everyone else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 # The relay and the load generator each get a core of their own (os.sched_setaffinity).
@@ -93,13 +93,9 @@ FULL = Scenario(
 # Alternate phases cancel the machine's slower swings (other tenants' load), which moved the relay's
 # CPU by 10-25 % between runs, far more than a few percent's change in the relay.
 GSO_PHASE_SECONDS = 2.0
-FULL_GSO_COMPARED = Scenario(
-    "relay-full-gso-compared",
-    "forward",
-    publishers=FULL_PARTICIPANTS,
-    subscribers=0,
-    publishers_subscribe=True,
-    selective=False,
+FULL_GSO_COMPARED = replace(
+    FULL,
+    name="relay-full-gso-compared",
     compare_gso=True,
     note=f"relay-full, measured in alternate {GSO_PHASE_SECONDS:g} s phases with the relay's UDP "
     "GSO on and off: the relay's CPU per socket datagram in each (`gso_compared`); the other "
