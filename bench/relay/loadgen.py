@@ -532,10 +532,10 @@ class Generator:
         key = "us_cpu_per_socket_datagram"
         ratios = []
         for quartet in range(quartets):
-            with_gso = figures(phases[True][2 * quartet : 2 * quartet + 2])[key]
-            without = figures(phases[False][2 * quartet : 2 * quartet + 2])[key]
-            if with_gso and without:
-                ratios.append(with_gso / without)
+            us_on = figures(phases[True][2 * quartet : 2 * quartet + 2])[key]
+            us_off = figures(phases[False][2 * quartet : 2 * quartet + 2])[key]
+            if us_on and us_off:
+                ratios.append(us_on / us_off)
         with_gso, without = figures(phases[True]), figures(phases[False])
         return {
             "on": with_gso,
