@@ -442,23 +442,21 @@ static void send_all_staged(void);
 
 static uint8_t *stage_cell(int index) { return stage.cells + (size_t)index * BUFFER_SIZE; }
 
-/* Protect a socket slot's video datagram and hold it until the batch ends; as send_packet. */
-static int stage_packet(Slot *self, const uint8_t *buffer, int size) {
+/* Whether a socket slot's video datagram is held: inside a batch, with GSO on and room for it
+ * (allocated at the first; without it, GSO is off and datagrams go one by one, as before). */
+static int staging(Slot *self) {
+    if (stage.depth == 0 || !self->video || stage.no_gso || stage.gso_off) {
+        return 0;
+    }
     if (stage.cells == NULL) {
         stage.cells = PyMem_RawMalloc((size_t)STAGE_DATAGRAMS * BUFFER_SIZE);
-        if (stage.cells == NULL) {
-            stage.no_gso = 1; /* no room to hold anything: sent one by one, as before */
-            int length = size;
-            uint8_t copy[BUFFER_SIZE];
-            memcpy(copy, buffer, (size_t)size);
-            if (self->protect(self->srtp, copy, &length) != 0) {
-                self->send_errors++;
-                return 0;
-            }
-            send_one(self, copy, length);
-            return 1;
-        }
+        stage.no_gso = stage.cells == NULL;
     }
+    return !stage.no_gso;
+}
+
+/* Protect a socket slot's video datagram and hold it until the batch ends; as send_packet. */
+static int stage_packet(Slot *self, const uint8_t *buffer, int size) {
     if (stage.count == STAGE_DATAGRAMS) {
         send_all_staged();
     }
@@ -636,7 +634,7 @@ static int send_packet(Slot *self, uint8_t *buffer, int size) {
     if (self->fd < 0) {
         return 0;
     }
-    if (stage.depth > 0 && self->video && !stage.no_gso && !stage.gso_off) {
+    if (staging(self)) {
         return stage_packet(self, buffer, size);
     }
     int length = size;
