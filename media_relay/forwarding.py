@@ -571,11 +571,12 @@ class LessonForwarder:
                 if carries is None:
                     continue
                 key = (carries.participant, cast(Source, carries.source))
-                if key not in selection or live.get(key) is not carries:
+                gone = live.get(key) is not carries
+                if key not in selection or gone:
                     # Still live, only no longer selected (another speaker took its place): its
                     # waiting video leaves, so the slot's numbering has no gap. Otherwise (its
                     # camera stopped, a moderator, the publisher gone) nothing more of it leaves.
-                    self._detach(slot, drop_waiting=live.get(key) is not carries)
+                    self._detach(slot, drop_waiting=gone)
                     changed.add(peer.participant)
             if peer.ended or peer.pc is None:
                 continue
