@@ -4,10 +4,12 @@
 `python -m bench.relay NAME [--seconds S]` does the same, prints it and saves it under
 bench/results/NAME.json. Each run starts two processes: the relay (`relay_server`, pinned to core
 1) and the load generator (`loadgen`, pinned to core 0), talking over a local pipe (`channel`).
-The relay's and the generator's CPU come from /proc/<pid>/stat over the measured window; a run
-whose generator core is more than 90 % busy is reported `valid: false`. `join-storm` is the
-exception: 31 clients join one lesson of a real daphne through the websocket signalling
-(bench/relay/join_storm.py), and its window is the storm itself, whatever `--seconds` says.
+The relay's and the generator's CPU come from /proc/<pid>/stat over the measured window (the
+kernel's part of the relay's is `relay_system_cpu_pct_one_core`, to hold against
+`udp-fanout-floor`); a run whose generator core is more than 90 % busy is reported
+`valid: false`. `join-storm` is the exception: 31 clients join one lesson of a real daphne through
+the websocket signalling (bench/relay/join_storm.py), and its window is the storm itself, whatever
+`--seconds` says.
 Both ends offer ICE candidates of one address family only (`address_family`, IPv4 unless asked;
 see scenarios.ADDRESS_FAMILIES), and the run is invalid if the machine's UDP datagrams went by the
 other.

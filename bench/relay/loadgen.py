@@ -308,9 +308,19 @@ def _meter_receiver(receiver: RTCRtpReceiver, meter: SlotMeter, *, chain: bool) 
 
 def cpu_seconds(pid: int | str = "self") -> float:
     """User plus system CPU time of a process (all its threads), from /proc/<pid>/stat."""
+    return sum(user_and_system_seconds(pid))
+
+
+def user_and_system_seconds(pid: int | str = "self") -> tuple[float, float]:
+    """User and system CPU time of a process (all its threads), from /proc/<pid>/stat.
+
+    System time is the kernel's work in the process's system calls, and on loopback also the
+    receiving side of each datagram it sends (the kernel delivers it in the sender's context).
+    """
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def _percentile(values: list[float], fraction: float) -> float | None:
@@ -573,6 +583,7 @@ class Generator:
         return Mark(
             at=time.monotonic(),
             relay_cpu=cpu_seconds(relay_pid),
+            relay_system_cpu=user_and_system_seconds(relay_pid)[1],
             generator_cpu=cpu_seconds(),
             relay_wait=run_queue_seconds(relay_pid),
             generator_wait=run_queue_seconds(),
@@ -610,6 +621,11 @@ class Generator:
         return {
             "forwarded_pps": round(forwarded / wall),
             "relay_cpu_pct_one_core": round(relay_cpu / wall * 100, 2),
+            # The kernel's part of it: compare udp-fanout-floor, the kernel's cost of the same
+            # datagrams with no relay work.
+            "relay_system_cpu_pct_one_core": round(
+                (after.relay_system_cpu - before.relay_system_cpu) / wall * 100, 2
+            ),
             "us_cpu_per_forwarded_packet": _ratio(relay_cpu * 1e6, forwarded, 2),
             "forwarded_packets_per_cpu_second": _ratio(forwarded, relay_cpu, 0),
             **delivery,
@@ -814,6 +830,7 @@ class Mark:
 
     at: float
     relay_cpu: float
+    relay_system_cpu: float
     generator_cpu: float
     relay_wait: float
     generator_wait: float
