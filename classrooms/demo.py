@@ -113,6 +113,8 @@ CLASSES = (
 )
 LIVE_CLASS = "5B Maths"
 LIVE_TITLE = "Fractions: adding and comparing"
+# A demo is tried for a while: the live lesson has at least this long left when it is seeded.
+LIVE_MINUTES_LEFT = 30
 
 
 @dataclass(frozen=True)
@@ -199,10 +201,19 @@ def _lessons(
 
 
 def _live_lesson(school: School, classes: dict[str, SchoolClass], now: datetime) -> Lesson:
-    """Make sure a lesson of the live class is on now, and that its teacher has no other."""
+    """Make sure a lesson of the live class is on now, with `LIVE_MINUTES_LEFT` to go and
+    `LIVE_TITLE` as its topic, and that its teacher and pupils have no other.
+
+    During one of the class's own timetabled lessons that lesson is the live one; one that ends
+    sooner gives way to a new lesson (it would end while the demo is being tried).
+    """
     live_class = classes[LIVE_CLASS]
     current = (
-        Lesson.objects.filter(school_class=live_class, starts_at__lte=now, ends_at__gt=now)
+        Lesson.objects.filter(
+            school_class=live_class,
+            starts_at__lte=now,
+            ends_at__gte=now + timedelta(minutes=LIVE_MINUTES_LEFT),
+        )
         .not_cancelled()
         .first()
     )
@@ -216,9 +227,10 @@ def _live_lesson(school: School, classes: dict[str, SchoolClass], now: datetime)
             ends_at=start + timedelta(minutes=LESSON_MINUTES),
             state=LessonState.LIVE,
         )
-    elif current.state != LessonState.LIVE:
+    elif current.state != LessonState.LIVE or current.title != LIVE_TITLE:
         current.state = LessonState.LIVE
-        current.save(update_fields=["state"])
+        current.title = LIVE_TITLE
+        current.save(update_fields=["state", "title"])
     # Nobody can be in two lessons at once: call off what else the live class's teacher and
     # pupils had in that hour.
     people = Enrollment.objects.filter(school_class=live_class).values("user_id")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -11,7 +11,7 @@ from django.core.management import call_command
 from pytest_django.asserts import assertContains
 
 from accounts.models import Membership, Role, User
-from classrooms.demo import DEMO_PASSWORD
+from classrooms.demo import DEMO_PASSWORD, LIVE_MINUTES_LEFT, LIVE_TITLE
 from classrooms.models import (
     Course,
     Enrollment,
@@ -38,6 +38,7 @@ DEMO_EMAILS = [
 MOMENTS = {
     "Monday 08:55, just before 5B Maths": datetime(2025, 3, 10, 7, 55, tzinfo=UTC),
     "Monday 09:20, during 5B Maths": datetime(2025, 3, 10, 8, 20, tzinfo=UTC),
+    "Monday 09:50, at the end of 5B Maths": datetime(2025, 3, 10, 8, 50, tzinfo=UTC),
     "Tuesday 14:05, during the teacher's 4A Maths": datetime(2025, 3, 11, 13, 5, tzinfo=UTC),
     "Wednesday 09:05, during 5B's French": datetime(2025, 3, 12, 8, 5, tzinfo=UTC),
     "Wednesday 16:40, no lesson": datetime(2025, 3, 12, 15, 40, tzinfo=UTC),
@@ -124,6 +125,25 @@ def test_one_5b_maths_lesson_is_live_now_whenever_the_demo_is_seeded(time_machin
     live = live_lessons(moment)
     assert [lesson.school_class.name for lesson in live] == ["5B Maths"]
     assert live[0].is_joinable(moment)
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS.values()), ids=list(MOMENTS))
+def test_the_live_lesson_has_its_topic_and_half_an_hour_left_whenever_the_demo_is_seeded(
+    time_machine, moment
+):
+    """What the README's demo and the browser tests join: "Fractions", for long enough to try it,
+    even when the demo is seeded in the last minutes of one of 5B Maths' own lessons."""
+    seed(time_machine, moment)
+    (live,) = live_lessons(moment)
+    assert live.title == LIVE_TITLE
+    assert live.ends_at - moment >= timedelta(minutes=LIVE_MINUTES_LEFT)
+
+
+def test_during_5b_maths_own_lesson_that_lesson_is_the_live_one(time_machine):
+    moment = MOMENTS["Monday 09:20, during 5B Maths"]
+    seed(time_machine, moment)
+    (live,) = live_lessons(moment)
+    assert live.starts_at == datetime(2025, 3, 10, 8, 0, tzinfo=UTC)  # 09:00 in Paris
 
 
 @pytest.mark.parametrize("moment", list(MOMENTS.values()), ids=list(MOMENTS))
