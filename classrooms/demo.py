@@ -218,7 +218,10 @@ def _live_lesson(school: School, classes: dict[str, SchoolClass], now: datetime)
         .first()
     )
     if current is None:
-        start = now.replace(second=0, microsecond=0) - timedelta(minutes=now.minute % 5 + 10)
+        local = now.astimezone(school.tzinfo).replace(second=0, microsecond=0)
+        start = local - timedelta(minutes=local.minute % 5 + 10)
+        # The timetable shows a lesson on the day it starts: just after midnight, today's.
+        start = max(start, local.replace(hour=0, minute=0))
         current = Lesson.objects.create(
             school=school,
             school_class=live_class,

@@ -44,6 +44,7 @@ MOMENTS = {
     "Wednesday 16:40, no lesson": datetime(2025, 3, 12, 15, 40, tzinfo=UTC),
     "Saturday 11:00": datetime(2025, 3, 15, 10, 0, tzinfo=UTC),
     "Sunday 23:58": datetime(2025, 3, 16, 22, 58, tzinfo=UTC),
+    "Monday 00:05, a new week": datetime(2025, 3, 16, 23, 5, tzinfo=UTC),
 }
 
 
@@ -137,6 +138,16 @@ def test_the_live_lesson_has_its_topic_and_half_an_hour_left_whenever_the_demo_i
     (live,) = live_lessons(moment)
     assert live.title == LIVE_TITLE
     assert live.ends_at - moment >= timedelta(minutes=LIVE_MINUTES_LEFT)
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS.values()), ids=list(MOMENTS))
+def test_the_live_lesson_starts_today_so_today_s_timetable_shows_it(time_machine, moment):
+    """The timetable puts a lesson on the day it starts, in the school's zone: seeded just after
+    midnight (on a Monday, a new week), the live lesson must not start the day before."""
+    seed(time_machine, moment)
+    (live,) = live_lessons(moment)
+    paris = School.objects.get(slug="demo").tzinfo
+    assert live.starts_at.astimezone(paris).date() == moment.astimezone(paris).date()
 
 
 def test_during_5b_maths_own_lesson_that_lesson_is_the_live_one(time_machine):
