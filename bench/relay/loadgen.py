@@ -580,10 +580,11 @@ class Generator:
 
     async def _mark(self, relay_pid: int) -> Mark:
         counters = await self.channel.call("counters")
+        relay_user, relay_system = user_and_system_seconds(relay_pid)
         return Mark(
             at=time.monotonic(),
-            relay_cpu=cpu_seconds(relay_pid),
-            relay_system_cpu=user_and_system_seconds(relay_pid)[1],
+            relay_cpu=relay_user + relay_system,
+            relay_system_cpu=relay_system,
             generator_cpu=cpu_seconds(),
             relay_wait=run_queue_seconds(relay_pid),
             generator_wait=run_queue_seconds(),
